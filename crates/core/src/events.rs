@@ -1,0 +1,306 @@
+//! The history of an appeal: every accepted command is an event, numbered
+//! `seq` = 1, 2, 3… per appeal, and chained by SHA-256 to the event before it.
+//!
+//! An event's hash covers the previous event's hash and a canonical encoding of
+//! everything the event says (appeal, `seq`, kind, time in microseconds, actor,
+//! statuses, note and payload), so changing a stored event, reordering events or
+//! deleting one breaks the chain at that point. The payload is stored as the exact
+//! JSON text that was hashed, so verification never depends on how a database
+//! round-trips JSON. Deleting events from the end is caught by the anchor: the
+//! appeal row keeps its last `seq` and hash (see [`verify_chain`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::appeal::{Appeal, Channel, Outcome, Priority, Status, Submission};
+use crate::deadline::ExtensionDays;
+use crate::id::{AppealId, MunicipalityId, UserId};
+use crate::text::{AppealText, Category, Contact, ExternalId, NoteText, PersonName, Reason, ResponseText, Tag};
+use crate::transition::{Applied, Command, CommandError};
+use crate::vocabulary;
+
+vocabulary!(
+    /// What kind of thing happened to an appeal.
+    EventKind {
+        Received => "RECEIVED",
+        Triaged => "TRIAGED",
+        NoteAdded => "NOTE_ADDED",
+        Seen => "SEEN",
+        DeadlineExtended => "DEADLINE_EXTENDED",
+        Resolved => "RESOLVED",
+        Reopened => "REOPENED",
+    }
+);
+
+/// What an event records, in enough detail to replay the appeal from its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+pub enum EventData {
+    Received {
+        number: String,
+        municipality_id: MunicipalityId,
+        channel: Channel,
+        external_id: Option<ExternalId>,
+        author_name: Option<PersonName>,
+        author_contact: Option<Contact>,
+        text: AppealText,
+        seen_due_at: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    },
+    /// The triage fields as they stand after the command.
+    Triaged { priority: Priority, category: Option<Category>, tags: Vec<Tag> },
+    NoteAdded { text: NoteText },
+    Seen,
+    /// `due_at` is the new answer deadline.
+    DeadlineExtended { days: ExtensionDays, reason: Reason, due_at: DateTime<Utc> },
+    Resolved { outcome: Outcome, response: ResponseText, duplicate_of: Option<AppealId> },
+    Reopened { reason: Reason },
+}
+
+impl EventData {
+    pub(crate) fn received(appeal: &Appeal) -> Self {
+        EventData::Received {
+            number: appeal.number.clone(),
+            municipality_id: appeal.municipality_id,
+            channel: appeal.channel,
+            external_id: appeal.external_id.clone(),
+            author_name: appeal.author_name.clone(),
+            author_contact: appeal.author_contact.clone(),
+            text: appeal.text.clone(),
+            seen_due_at: appeal.seen_due_at,
+            due_at: appeal.due_at,
+        }
+    }
+
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventData::Received { .. } => EventKind::Received,
+            EventData::Triaged { .. } => EventKind::Triaged,
+            EventData::NoteAdded { .. } => EventKind::NoteAdded,
+            EventData::Seen => EventKind::Seen,
+            EventData::DeadlineExtended { .. } => EventKind::DeadlineExtended,
+            EventData::Resolved { .. } => EventKind::Resolved,
+            EventData::Reopened { .. } => EventKind::Reopened,
+        }
+    }
+
+    /// The canonical JSON text of the payload, as hashed and stored.
+    pub fn to_canonical_json(&self) -> String {
+        // Serializing these plain enums, strings, ids and timestamps cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// An event produced by a command, not yet placed in its appeal's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    /// Who acted; `None` for the system.
+    pub actor_id: Option<UserId>,
+    /// Set only on events that change the status.
+    pub from_status: Option<Status>,
+    pub to_status: Option<Status>,
+    /// The human text of the event: a note, a reason or a response.
+    pub note: Option<String>,
+    pub data: EventData,
+}
+
+impl NewEvent {
+    pub fn kind(&self) -> EventKind {
+        self.data.kind()
+    }
+
+    /// Places the event at `seq` in the chain of `appeal_id`, after the event
+    /// whose hash is `previous_hash` (empty for the first event).
+    pub fn record(&self, appeal_id: AppealId, seq: i32, previous_hash: &str) -> RecordedEvent {
+        let mut event = RecordedEvent {
+            appeal_id,
+            seq,
+            kind: self.kind(),
+            at: self.at,
+            actor_id: self.actor_id,
+            from_status: self.from_status,
+            to_status: self.to_status,
+            note: self.note.clone(),
+            data: self.data.to_canonical_json(),
+            hash: String::new(),
+        };
+        event.hash = event.expected_hash(previous_hash);
+        event
+    }
+}
+
+/// An event as stored: its place in the chain, its payload as JSON text, its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub appeal_id: AppealId,
+    pub seq: i32,
+    pub kind: EventKind,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<UserId>,
+    pub from_status: Option<Status>,
+    pub to_status: Option<Status>,
+    pub note: Option<String>,
+    /// The payload's canonical JSON text, exactly as hashed.
+    pub data: String,
+    /// Lowercase hex SHA-256 chaining this event to the previous one.
+    pub hash: String,
+}
+
+impl RecordedEvent {
+    /// The hash this event must carry if `previous_hash` is the hash before it.
+    pub fn expected_hash(&self, previous_hash: &str) -> String {
+        fn optional(value: Option<impl ToString>) -> String {
+            value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+        }
+        let mut hasher = Sha256::new();
+        // Fixed-form fields are separated by newlines (none can contain one); the
+        // free texts are length-prefixed so that no choice of text can imitate
+        // another event's encoding.
+        let head = format!(
+            "appeals-event-v1\n{previous_hash}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            self.appeal_id,
+            self.seq,
+            self.kind,
+            self.at.timestamp_micros(),
+            optional(self.actor_id),
+            optional(self.from_status),
+            optional(self.to_status),
+        );
+        hasher.update(head.as_bytes());
+        match &self.note {
+            Some(note) => hasher.update(format!("{}:{note}\n", note.len()).as_bytes()),
+            None => hasher.update(b"~\n"),
+        }
+        hasher.update(format!("{}:{}", self.data.len(), self.data).as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// The payload, parsed.
+    pub fn payload(&self) -> Result<EventData, serde_json::Error> {
+        serde_json::from_str(&self.data)
+    }
+}
+
+/// Where and why a hash chain fails to verify.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("the history breaks at event {seq}: {reason}")]
+pub struct ChainBreak {
+    /// The first position in the chain (1-based) that does not verify.
+    pub seq: i32,
+    pub reason: &'static str,
+}
+
+/// The last `seq` and hash that the appeal itself says its history ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainAnchor<'a> {
+    pub seq: i32,
+    pub hash: &'a str,
+}
+
+/// Verifies the chain of one appeal's events, given in stored order, and that it
+/// ends where `anchor` says. Returns the number of events checked.
+pub fn verify_chain(appeal_id: AppealId, events: &[RecordedEvent], anchor: ChainAnchor<'_>) -> Result<usize, ChainBreak> {
+    let mut previous_hash = "";
+    for (index, event) in events.iter().enumerate() {
+        let position = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        if event.seq != position {
+            return Err(ChainBreak { seq: position, reason: "an event is missing or out of order" });
+        }
+        if event.appeal_id != appeal_id {
+            return Err(ChainBreak { seq: position, reason: "the event belongs to another appeal" });
+        }
+        if event.hash != event.expected_hash(previous_hash) {
+            return Err(ChainBreak { seq: position, reason: "the event does not match its hash" });
+        }
+        previous_hash = &event.hash;
+    }
+    let checked = i32::try_from(events.len()).unwrap_or(i32::MAX);
+    if checked < anchor.seq {
+        return Err(ChainBreak { seq: checked + 1, reason: "the history ends before the appeal says it does" });
+    }
+    if checked > anchor.seq || previous_hash != anchor.hash {
+        return Err(ChainBreak { seq: checked.max(1), reason: "the history does not end where the appeal says it does" });
+    }
+    Ok(events.len())
+}
+
+/// Why a history could not be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReplayError {
+    #[error("the history is empty")]
+    Empty,
+    #[error("event {seq} has a payload that cannot be read: {message}")]
+    Unreadable { seq: i32, message: String },
+    #[error("event {seq} should be the receipt and only the first event is")]
+    MisplacedReceipt { seq: i32 },
+    #[error("event {seq} was refused on replay: {error}")]
+    Refused { seq: i32, error: CommandError },
+    #[error("event {seq} does not record what its command does")]
+    Mismatch { seq: i32 },
+}
+
+/// Rebuilds an appeal from its history by re-running every command through the
+/// state machine, checking that each produces exactly the event that was recorded.
+pub fn replay(events: &[RecordedEvent]) -> Result<Appeal, ReplayError> {
+    let (first, rest) = events.split_first().ok_or(ReplayError::Empty)?;
+    let appeal = match read_payload(first)? {
+        EventData::Received {
+            number,
+            municipality_id,
+            channel,
+            external_id,
+            author_name,
+            author_contact,
+            text,
+            seen_due_at,
+            due_at,
+        } => Appeal {
+            seen_due_at,
+            due_at,
+            ..Appeal::receive(
+                first.appeal_id,
+                number,
+                municipality_id,
+                Submission { channel, external_id, author_name, author_contact, text },
+                first.actor_id,
+                first.at,
+                &crate::deadline::DeadlinePolicy::default(),
+            )
+            .appeal
+        },
+        _ => return Err(ReplayError::MisplacedReceipt { seq: first.seq }),
+    };
+    rest.iter().try_fold(appeal, |appeal, event| {
+        let command = match read_payload(event)? {
+            EventData::Received { .. } => return Err(ReplayError::MisplacedReceipt { seq: event.seq }),
+            EventData::Triaged { priority, category, tags } => {
+                Command::Triage { priority: Some(priority), category, tags: Some(tags) }
+            }
+            EventData::NoteAdded { text } => Command::AddNote { text },
+            EventData::Seen => Command::MarkSeen,
+            EventData::DeadlineExtended { days, reason, .. } => Command::ExtendDeadline { days, reason },
+            EventData::Resolved { outcome, response, duplicate_of } => {
+                Command::Resolve { outcome, response, duplicate_of }
+            }
+            EventData::Reopened { reason } => Command::Reopen { reason },
+        };
+        let actor = event.actor_id.ok_or(ReplayError::Mismatch { seq: event.seq })?;
+        let Applied { appeal: next, event: produced } = appeal
+            .apply(&command, actor, event.at, None)
+            .map_err(|error| ReplayError::Refused { seq: event.seq, error })?;
+        let recorded = produced.record(event.appeal_id, event.seq, "");
+        let same = recorded.data == event.data
+            && recorded.kind == event.kind
+            && recorded.from_status == event.from_status
+            && recorded.to_status == event.to_status
+            && recorded.note == event.note;
+        if same { Ok(next) } else { Err(ReplayError::Mismatch { seq: event.seq }) }
+    })
+}
+
+fn read_payload(event: &RecordedEvent) -> Result<EventData, ReplayError> {
+    event.payload().map_err(|error| ReplayError::Unreadable { seq: event.seq, message: error.to_string() })
+}

@@ -1,0 +1,88 @@
+//! The Appeals domain: what an appeal is, how it moves, who may move it, when it
+//! is due, and how its history is chained so that tampering shows.
+//!
+//! This crate is pure: it does no IO, has no async, and knows nothing of databases,
+//! HTTP or GraphQL. Storage and the API ask it questions and persist or serve the
+//! answers, so every rule lives here once and is tested in microseconds.
+//!
+//! Layout, in reading order:
+//! - [`id`]: typed identifiers of appeals, users and municipalities.
+//! - [`text`]: parsed input values (trimmed, non-empty, within their limits).
+//! - [`appeal`]: the appeal, its status, channel, priority and resolution.
+//! - [`deadline`]: the deadline policy and the durations it is written in.
+//! - [`transition`]: the state machine; commands and the events they produce.
+//! - [`events`]: recorded events, the SHA-256 hash chain and replay.
+//! - [`access`]: roles, actors and the single who-may-do-what function.
+//! - [`clock`]: the source of "now", settable in tests.
+
+pub mod access;
+pub mod appeal;
+pub mod clock;
+pub mod deadline;
+pub mod events;
+pub mod id;
+pub mod text;
+pub mod transition;
+
+pub use access::{AccessDenied, Actor, Operation, Reach, Role, Scope, authorize, reach};
+pub use appeal::{Appeal, Channel, Outcome, Priority, Resolution, Status, Submission};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use deadline::{DeadlinePolicy, ExtensionDays, PolicyDuration};
+pub use events::{ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, ReplayError, replay, verify_chain};
+pub use id::{AppealId, MunicipalityId, UserId};
+pub use text::InvalidInput;
+pub use transition::{Applied, Command, CommandError};
+
+/// Declares a closed vocabulary (an enum whose values have fixed names in the
+/// public contract) with its `as_str`, `ALL`, `Display` and `FromStr`.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value's name in the public contract, e.g. `"RECEIVED"`.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::text::InvalidInput;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                match value {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::text::InvalidInput::new(
+                        stringify!($name),
+                        format!("`{value}` is not one of {}", [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use vocabulary;

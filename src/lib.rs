@@ -1,0 +1,1 @@
+//! End-to-end tests of Appeals live in `tests/`; this package holds them.
