@@ -1,1 +1,106 @@
-//! placeholder
+//! Persistence of Appeals on SQLite (the embedded default) and PostgreSQL (the
+//! production database), through sea-orm. The same code serves both.
+//!
+//! This crate is the only writer of the database. It keeps sea-orm inside itself:
+//! entities map to and from `appeals-core` values, and every command is one
+//! transaction (lock and load the appeal, ask `core`, update it, append the chained
+//! event). It knows nothing of HTTP or GraphQL.
+//!
+//! Layout, in reading order:
+//! - [`database`]: connecting from one URL, SQLite pragmas, migrating under a lock,
+//!   write and read transactions.
+//! - [`Store`]: the handle everything below hangs off, with the deadline policy and
+//!   the clock.
+//! - [`directory`]: municipalities, users, tokens.
+//! - [`appeals`]: idempotent intake, registration numbers, commands.
+//! - [`queries`]: one appeal, the filtered list page, histories.
+//! - [`dashboard`]: counts, overdue counts and medians per municipality.
+//! - [`audit`]: verifying hash chains.
+//! - [`testing`]: throwaway databases for tests.
+//! - `entity`, `records` (private): rows, and their mapping to domain values.
+
+use std::sync::Arc;
+
+use appeals_core::{Clock, DeadlinePolicy, SystemClock};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DbBackend};
+
+pub mod appeals;
+pub mod audit;
+pub mod dashboard;
+pub mod database;
+pub mod directory;
+mod entity;
+pub mod error;
+pub mod queries;
+mod records;
+pub mod testing;
+
+pub use appeals::{Changed, Submitted};
+pub use audit::{AuditReport, AuditSummary};
+pub use dashboard::{Counts, Dashboard, DashboardFilter, MunicipalityStats};
+pub use database::PoolSettings;
+pub use directory::{Municipality, Token, User};
+pub use error::StorageError;
+pub use queries::{AppealFilter, AppealPage, Cursor};
+pub use records::StoredEvent;
+
+/// The database, the deadline policy new appeals are held to, and the clock.
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    policy: DeadlinePolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// Connects to `url` and applies pending migrations.
+    pub async fn open(url: &str, pool: PoolSettings) -> Result<Store, sea_orm::DbErr> {
+        let db = database::connect(url, pool).await?;
+        database::migrate(&db, url).await?;
+        Ok(Store::new(db))
+    }
+
+    /// A store on an open, migrated connection, with the default policy and the
+    /// system clock.
+    pub fn new(db: DatabaseConnection) -> Store {
+        Store { db, policy: DeadlinePolicy::default(), clock: Arc::new(SystemClock) }
+    }
+
+    pub fn with_policy(mut self, policy: DeadlinePolicy) -> Store {
+        self.policy = policy;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    pub fn policy(&self) -> &DeadlinePolicy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.db.ping().await.map_err(StorageError::Unavailable)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(self) -> Result<(), StorageError> {
+        self.db.close().await.map_err(StorageError::from)
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}

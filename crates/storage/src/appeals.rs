@@ -1,0 +1,206 @@
+//! Writing appeals: idempotent intake with gap-free registration numbers, and
+//! commands applied in one transaction each. These are the only writers of
+//! `appeal` and `appeal_event`.
+
+use appeals_core::appeal::registration_number;
+use appeals_core::text::MunicipalityCode;
+use appeals_core::{
+    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, RecordedEvent, Scope,
+    Submission, authorize,
+};
+use chrono::Datelike;
+use sea_orm::prelude::Uuid;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+};
+
+use crate::Store;
+use crate::database::begin_write;
+use crate::directory::inserted;
+use crate::entity::{appeal, appeal_event, registration_counter};
+use crate::error::{Result, StorageError};
+use crate::records::{appeal_row, event_row};
+
+/// The outcome of a submission: the appeal, and whether this call created it
+/// (`false` when the same channel message had been submitted before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub appeal: Appeal,
+    pub created: bool,
+    /// The `RECEIVED` event, when this call created the appeal.
+    pub event: Option<RecordedEvent>,
+}
+
+/// An accepted command: the appeal as it now stands and the event recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub appeal: Appeal,
+    pub event: RecordedEvent,
+}
+
+impl Store {
+    /// Registers an appeal to the municipality `code`, or returns the one already
+    /// registered for the same (`channel`, `externalId`).
+    ///
+    /// However many identical submissions arrive at once, exactly one appeal is
+    /// created: the database's unique index on (`channel`, `external_id`) decides,
+    /// and every loser reads the winner's appeal back.
+    pub async fn submit(&self, actor: &Actor, code: &MunicipalityCode, submission: Submission) -> Result<Submitted> {
+        actor.scope(Operation::SubmitAppeal)?;
+        let municipality = self
+            .municipality_by_code(code)
+            .await?
+            .ok_or_else(|| InvalidInput::new("municipalityCode", format!("no municipality `{code}`")))?;
+        authorize(actor, Operation::SubmitAppeal, municipality.id)?;
+
+        // A retry of a submission already registered needs no write transaction.
+        if let Some(existing) = self.find_by_external_id(&submission).await? {
+            return existing_submission(existing, municipality.id);
+        }
+
+        let received_at = self.now();
+        let txn = begin_write(self.db()).await?;
+        let sequence = next_registration_number(&txn, municipality.id.as_uuid(), received_at.year()).await?;
+        let Applied { appeal, event } = Appeal::receive(
+            AppealId::generate(),
+            registration_number(&municipality.code, received_at.year(), sequence),
+            municipality.id,
+            submission.clone(),
+            Some(actor.user_id),
+            received_at,
+            self.policy(),
+        );
+        let event = event.record(appeal.id, 1, "");
+        let insert = appeal::Entity::insert(appeal_row(&appeal, &event))
+            .on_conflict_do_nothing_on([appeal::Column::Channel, appeal::Column::ExternalId])
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted(insert).unwrap_or(0) == 0 {
+            // Another submission of the same message committed first. Rolling back
+            // gives the registration number back, so numbers keep no gaps.
+            txn.rollback().await?;
+            let existing = self.find_by_external_id(&submission).await?.ok_or_else(|| {
+                StorageError::Corrupt("a conflicting submission vanished after its commit".to_owned())
+            })?;
+            return existing_submission(existing, municipality.id);
+        }
+        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
+        txn.commit().await?;
+        Ok(Submitted { appeal, created: true, event: Some(event) })
+    }
+
+    /// Applies `command` to the appeal `id` on behalf of `actor`, who last saw
+    /// `expected_version` (`None` for notes), in one transaction: lock and load the
+    /// appeal, check access, ask the state machine, write the appeal, append the
+    /// chained event. A refused command changes nothing.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        id: AppealId,
+        command: &Command,
+        expected_version: Option<i32>,
+    ) -> Result<Changed> {
+        let operation = command.operation();
+        // A role that may never do this learns so before anything is looked up.
+        let scope = actor.scope(operation)?;
+        let txn = begin_write(self.db()).await?;
+        // SELECT … FOR UPDATE on PostgreSQL: concurrent commands on one appeal queue
+        // here, and each one sees the version its predecessor committed. On SQLite
+        // the clause is dropped; the IMMEDIATE transaction already holds the only
+        // write lock.
+        let row = appeal::Entity::find_by_id(id.as_uuid())
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or(StorageError::Access(AccessDenied::NotFound))?;
+        let (last_seq, last_hash) = (row.last_event_seq, row.last_event_hash.clone());
+        let current = Appeal::try_from(row)?;
+        authorize(actor, operation, current.municipality_id)?;
+        if let Command::Resolve { duplicate_of: Some(original), .. } = command {
+            check_original_exists(&txn, scope, *original).await?;
+        }
+        let Applied { appeal, event } = current.apply(command, actor.user_id, self.now(), expected_version)?;
+        let event = event.record(appeal.id, last_seq + 1, &last_hash);
+        let updated = appeal::Entity::update_many()
+            .set(appeal_row(&appeal, &event))
+            .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
+            .filter(appeal::Column::Version.eq(current.version))
+            .filter(appeal::Column::LastEventSeq.eq(last_seq))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            // Unreachable while the row lock holds; kept as a second line of defence.
+            return Err(appeals_core::CommandError::VersionConflict {
+                expected: expected_version.unwrap_or(current.version),
+                current: current.version + 1,
+            }
+            .into());
+        }
+        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
+        txn.commit().await?;
+        Ok(Changed { appeal, event })
+    }
+
+    async fn find_by_external_id(&self, submission: &Submission) -> Result<Option<Appeal>> {
+        let Some(external_id) = &submission.external_id else { return Ok(None) };
+        let row = appeal::Entity::find()
+            .filter(appeal::Column::Channel.eq(submission.channel.as_str()))
+            .filter(appeal::Column::ExternalId.eq(external_id.as_str()))
+            .one(self.db())
+            .await?;
+        row.map(Appeal::try_from).transpose()
+    }
+}
+
+/// A repeated submission returns the first appeal, unless that message was
+/// registered for another municipality: then the caller is told so, and shown
+/// nothing of the other appeal.
+fn existing_submission(existing: Appeal, municipality_id: appeals_core::MunicipalityId) -> Result<Submitted> {
+    if existing.municipality_id != municipality_id {
+        return Err(InvalidInput::new(
+            "externalId",
+            "this channel message was already registered for another municipality",
+        )
+        .into());
+    }
+    Ok(Submitted { appeal: existing, created: false, event: None })
+}
+
+/// `duplicateOf` must name an appeal the actor can see.
+async fn check_original_exists(txn: &DatabaseTransaction, scope: Scope, original: AppealId) -> Result<()> {
+    let found = appeal::Entity::find_by_id(original.as_uuid())
+        .select_only()
+        .column(appeal::Column::MunicipalityId)
+        .into_tuple::<Uuid>()
+        .one(txn)
+        .await?;
+    match found {
+        Some(municipality) if scope.contains(municipality.into()) => Ok(()),
+        _ => Err(InvalidInput::new("duplicateOf", format!("no appeal {original}")).into()),
+    }
+}
+
+/// Takes the next registration number of a municipality's year, inside the
+/// registering transaction. The upsert locks the counter row (PostgreSQL) or runs
+/// under the write lock (SQLite), so concurrent submissions get distinct, gap-free
+/// numbers; a rolled-back submission rolls its increment back too.
+async fn next_registration_number(txn: &DatabaseTransaction, municipality_id: Uuid, year: i32) -> Result<i64> {
+    use registration_counter::Column;
+    let upsert = Query::insert()
+        .into_table(registration_counter::Entity)
+        .columns([Column::MunicipalityId, Column::Year, Column::LastValue])
+        .values_panic([municipality_id.into(), year.into(), 1i64.into()])
+        .on_conflict(
+            OnConflict::columns([Column::MunicipalityId, Column::Year])
+                .value(Column::LastValue, Expr::col((registration_counter::Entity, Column::LastValue)).add(1))
+                .to_owned(),
+        )
+        .returning_col(Column::LastValue)
+        .to_owned();
+    let row = txn
+        .query_one(&upsert)
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("the registration counter returned no row".to_owned()))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}

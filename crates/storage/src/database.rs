@@ -1,0 +1,98 @@
+//! Connecting to SQLite or PostgreSQL from one URL, and migrating safely.
+
+use std::time::Duration;
+
+use appeals_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+/// How many connections to keep and how long to wait for one.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection (or for the database to
+    /// answer a connection attempt) before it fails as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Normalizes a database URL: an SQLite file is created when missing.
+pub fn normalize_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// Opens a pool on `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode
+/// with `synchronous = NORMAL` (a committed write survives a crash of the process;
+/// the last moments before a power loss may not), a busy timeout and foreign keys.
+pub async fn connect(url: &str, settings: PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(normalize_url(url));
+    options
+        .max_connections(settings.max_connections)
+        .min_connections(1)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_timeout(settings.acquire_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Database::connect(options).await
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock, held on one
+/// dedicated connection, makes replicas that start at once migrate one at a time
+/// (sea-orm-migration takes no lock of its own).
+pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    const MIGRATION_LOCK: i64 = 0x0a99_ea15;
+    let mut options = ConnectOptions::new(normalize_url(url));
+    options.max_connections(1).min_connections(1).sqlx_logging(false);
+    let session = Database::connect(options).await?;
+    session.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+    let migrated = Migrator::up(&session, None).await;
+    let unlocked = session.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await;
+    session.close().await?;
+    migrated.and(unlocked.map(|_| ()))
+}
+
+/// Begins a write transaction. On SQLite it begins IMMEDIATE, taking the write
+/// lock at once: a deferred transaction that reads and then writes can find the
+/// lock taken and fail with "database is locked" instead of waiting its turn.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        isolation_level: None,
+        access_mode: None,
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+    })
+    .await
+}
+
+/// Begins a read-only transaction that sees one consistent snapshot, so that
+/// several queries answering one request (a page and its total) agree.
+pub async fn begin_read(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    db.begin_with_options(TransactionOptions {
+        isolation_level: postgres.then_some(IsolationLevel::RepeatableRead),
+        access_mode: postgres.then_some(AccessMode::ReadOnly),
+        sqlite_transaction_mode: None,
+    })
+    .await
+}

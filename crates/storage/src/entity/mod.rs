@@ -1,0 +1,8 @@
+//! sea-orm entities: one per table, mirroring `migrations/` column for column.
+//! They never leave this crate; the repositories map them to `appeals-core` types.
+
+pub mod app_user;
+pub mod appeal;
+pub mod appeal_event;
+pub mod municipality;
+pub mod registration_counter;

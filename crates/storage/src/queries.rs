@@ -1,0 +1,224 @@
+//! Reading appeals: one by id or number, the filtered list page with keyset
+//! (cursor) pagination, newest first, and histories.
+
+use std::collections::HashMap;
+
+use appeals_core::text::{MunicipalityCode, fold_for_search};
+use appeals_core::{Appeal, AppealId, Channel, InvalidInput, Priority, Scope, Status};
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::prelude::Uuid;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::Store;
+use crate::database::begin_read;
+use crate::entity::{appeal, appeal_event};
+use crate::error::Result;
+use crate::records::StoredEvent;
+
+/// The longest text a search may look for.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The list page's filters; every one that is set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AppealFilter {
+    pub municipality_code: Option<MunicipalityCode>,
+    pub status: Option<Status>,
+    pub channel: Option<Channel>,
+    pub priority: Option<Priority>,
+    pub overdue: Option<bool>,
+    pub seen_overdue: Option<bool>,
+    pub received_from: Option<DateTime<Utc>>,
+    pub received_to: Option<DateTime<Utc>>,
+    /// A case-insensitive substring of the appeal's text, in any script.
+    pub text: Option<String>,
+}
+
+/// A position in the list: the last appeal of the previous page. The list is
+/// ordered by `received_at` then `id`, both descending, so pages neither skip nor
+/// repeat an appeal, even as new ones arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub received_at: DateTime<Utc>,
+    pub id: AppealId,
+}
+
+impl Cursor {
+    pub fn of(appeal: &Appeal) -> Self {
+        Cursor { received_at: appeal.received_at, id: appeal.id }
+    }
+
+    /// The opaque text form clients pass back as `after`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}/{}", self.received_at.timestamp_micros(), self.id))
+    }
+
+    pub fn decode(text: &str) -> Result<Self, InvalidInput> {
+        let invalid = || InvalidInput::new("after", "is not a cursor this server issued");
+        let bytes = hex::decode(text.trim()).map_err(|_| invalid())?;
+        let plain = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (micros, id) = plain.split_once('/').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        let received_at = Utc.timestamp_micros(micros).single().ok_or_else(invalid)?;
+        Ok(Cursor { received_at, id: id.parse().map_err(|_| invalid())? })
+    }
+}
+
+/// One page of the list.
+#[derive(Debug, Clone)]
+pub struct AppealPage {
+    pub appeals: Vec<Appeal>,
+    pub has_next_page: bool,
+    /// How many appeals match the filter, over all pages.
+    pub total_count: u64,
+}
+
+impl Store {
+    pub async fn appeal(&self, id: AppealId) -> Result<Option<Appeal>> {
+        let row = appeal::Entity::find_by_id(id.as_uuid()).one(self.db()).await?;
+        row.map(Appeal::try_from).transpose()
+    }
+
+    pub async fn appeal_by_number(&self, number: &str) -> Result<Option<Appeal>> {
+        let row = appeal::Entity::find().filter(appeal::Column::Number.eq(number.trim())).one(self.db()).await?;
+        row.map(Appeal::try_from).transpose()
+    }
+
+    pub async fn appeals_by_ids(&self, ids: &[AppealId]) -> Result<Vec<Appeal>> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows = appeal::Entity::find().filter(appeal::Column::Id.is_in(ids)).all(self.db()).await?;
+        rows.into_iter().map(Appeal::try_from).collect()
+    }
+
+    /// A page of at most `first` appeals within `scope` that match `filter`,
+    /// after `after`, newest first; the page and its total come from one snapshot.
+    pub async fn list_appeals(
+        &self,
+        scope: Scope,
+        filter: &AppealFilter,
+        first: u64,
+        after: Option<Cursor>,
+    ) -> Result<AppealPage> {
+        let Some(condition) = self.filter_condition(scope, filter).await? else {
+            return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
+        };
+        let mut page_condition = condition.clone();
+        if let Some(cursor) = after {
+            page_condition = page_condition.add(
+                Condition::any().add(appeal::Column::ReceivedAt.lt(cursor.received_at)).add(
+                    Condition::all()
+                        .add(appeal::Column::ReceivedAt.eq(cursor.received_at))
+                        .add(appeal::Column::Id.lt(cursor.id.as_uuid())),
+                ),
+            );
+        }
+        let txn = begin_read(self.db()).await?;
+        let rows = appeal::Entity::find()
+            .filter(page_condition)
+            .order_by_desc(appeal::Column::ReceivedAt)
+            .order_by_desc(appeal::Column::Id)
+            .limit(first + 1)
+            .all(&txn)
+            .await?;
+        let total_count = appeal::Entity::find().filter(condition).count(&txn).await?;
+        txn.commit().await?;
+        let has_next_page = rows.len() as u64 > first;
+        let appeals = rows.into_iter().take(first as usize).map(Appeal::try_from).collect::<Result<Vec<_>>>()?;
+        Ok(AppealPage { appeals, has_next_page, total_count })
+    }
+
+    /// The SQL condition for `filter` within `scope`, or `None` when nothing can
+    /// match (a municipality outside the scope).
+    async fn filter_condition(&self, scope: Scope, filter: &AppealFilter) -> Result<Option<Condition>> {
+        let now = self.now();
+        let mut condition = Condition::all();
+        if let Scope::Municipality(own) = scope {
+            condition = condition.add(appeal::Column::MunicipalityId.eq(own.as_uuid()));
+        }
+        if let Some(code) = &filter.municipality_code {
+            let municipality = self
+                .municipality_by_code(code)
+                .await?
+                .ok_or_else(|| InvalidInput::new("municipalityCode", format!("no municipality `{code}`")))?;
+            if !scope.contains(municipality.id) {
+                return Ok(None);
+            }
+            condition = condition.add(appeal::Column::MunicipalityId.eq(municipality.id.as_uuid()));
+        }
+        if let Some(status) = filter.status {
+            condition = condition.add(appeal::Column::Status.eq(status.as_str()));
+        }
+        if let Some(channel) = filter.channel {
+            condition = condition.add(appeal::Column::Channel.eq(channel.as_str()));
+        }
+        if let Some(priority) = filter.priority {
+            condition = condition.add(appeal::Column::Priority.eq(priority.as_str()));
+        }
+        if let Some(overdue) = filter.overdue {
+            let is_overdue = Condition::all()
+                .add(appeal::Column::Status.ne(Status::Resolved.as_str()))
+                .add(appeal::Column::DueAt.lt(now));
+            condition = condition.add(if overdue { is_overdue } else { is_overdue.not() });
+        }
+        if let Some(seen_overdue) = filter.seen_overdue {
+            let is_seen_overdue = Condition::all()
+                .add(appeal::Column::Status.eq(Status::Received.as_str()))
+                .add(appeal::Column::SeenDueAt.lt(now));
+            condition = condition.add(if seen_overdue { is_seen_overdue } else { is_seen_overdue.not() });
+        }
+        if let Some(from) = filter.received_from {
+            condition = condition.add(appeal::Column::ReceivedAt.gte(from));
+        }
+        if let Some(to) = filter.received_to {
+            condition = condition.add(appeal::Column::ReceivedAt.lt(to));
+        }
+        if let Some(text) = filter.text.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+            if text.chars().count() > MAX_SEARCH_CHARS {
+                return Err(InvalidInput::new("text", format!("must be at most {MAX_SEARCH_CHARS} characters")).into());
+            }
+            let pattern = format!("%{}%", escape_like(&fold_for_search(text)));
+            condition = condition.add(Expr::col(appeal::Column::TextFolded).like(LikeExpr::new(pattern).escape('\\')));
+        }
+        Ok(Some(condition))
+    }
+
+    /// An appeal's history, oldest first.
+    pub async fn history(&self, id: AppealId) -> Result<Vec<StoredEvent>> {
+        let rows = appeal_event::Entity::find()
+            .filter(appeal_event::Column::AppealId.eq(id.as_uuid()))
+            .order_by_asc(appeal_event::Column::Seq)
+            .all(self.db())
+            .await?;
+        rows.into_iter().map(StoredEvent::try_from).collect()
+    }
+
+    /// The histories of several appeals in one query, each oldest first.
+    pub async fn histories(&self, ids: &[AppealId]) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
+        let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows = appeal_event::Entity::find()
+            .filter(appeal_event::Column::AppealId.is_in(uuids))
+            .order_by_asc(appeal_event::Column::AppealId)
+            .order_by_asc(appeal_event::Column::Seq)
+            .all(self.db())
+            .await?;
+        let mut histories: HashMap<AppealId, Vec<StoredEvent>> = HashMap::with_capacity(ids.len());
+        for row in rows {
+            let event = StoredEvent::try_from(row)?;
+            histories.entry(event.event.appeal_id).or_default().push(event);
+        }
+        Ok(histories)
+    }
+}
+
+/// Escapes LIKE's wildcards so that a search for `100%` finds a literal `100%`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+

@@ -1,0 +1,98 @@
+//! Throwaway databases for tests: a temporary SQLite file, or a randomly named
+//! PostgreSQL database created on the server that `APPEALS_TEST_POSTGRES_URL`
+//! points at. Every test gets its own, so tests run in parallel without sharing
+//! state.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sea_orm::{ConnectionTrait, Database};
+
+/// The environment variable naming the PostgreSQL server for tests, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const POSTGRES_URL_VARIABLE: &str = "APPEALS_TEST_POSTGRES_URL";
+
+/// Test databases older than this are dropped when a new one is made, so that
+/// aborted runs do not pile up databases.
+const STALE_AFTER_SECONDS: u64 = 6 * 3600;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database; its URL is what the code under test connects to.
+#[derive(Debug)]
+pub struct ThrowawayDatabase {
+    pub url: String,
+    file: Option<PathBuf>,
+}
+
+impl ThrowawayDatabase {
+    /// Creates a database on `backend`. For PostgreSQL, the server URL comes from
+    /// [`POSTGRES_URL_VARIABLE`]; when it is unset this returns `None` — unless the
+    /// variable `CI` is set, where a missing database is a failure, not a skip.
+    pub async fn create(backend: Backend) -> Option<ThrowawayDatabase> {
+        match backend {
+            Backend::Sqlite => Some(Self::sqlite()),
+            Backend::Postgres => match std::env::var(POSTGRES_URL_VARIABLE) {
+                Ok(server) => Some(Self::postgres(&server).await),
+                Err(_) if std::env::var_os("CI").is_some() => {
+                    panic!("{POSTGRES_URL_VARIABLE} must be set in CI: the PostgreSQL tests may not be skipped")
+                }
+                Err(_) => None,
+            },
+        }
+    }
+
+    fn sqlite() -> ThrowawayDatabase {
+        let path = std::env::temp_dir().join(format!("appeals-test-{}.db", random_suffix()));
+        ThrowawayDatabase { url: format!("sqlite://{}?mode=rwc", path.display()), file: Some(path) }
+    }
+
+    async fn postgres(server: &str) -> ThrowawayDatabase {
+        let admin = Database::connect(server).await.expect("the test PostgreSQL server should accept connections");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        drop_stale_databases(&admin, now).await;
+        let name = format!("appeals_test_{now}_{}", random_suffix());
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE should succeed");
+        let _ = admin.close().await;
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        ThrowawayDatabase { url: format!("{base}/{name}"), file: None }
+    }
+}
+
+impl Drop for ThrowawayDatabase {
+    fn drop(&mut self) {
+        if let Some(path) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+async fn drop_stale_databases(admin: &sea_orm::DatabaseConnection, now: u64) {
+    let Ok(rows) = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT datname FROM pg_database WHERE datname LIKE 'appeals\\_test\\_%'",
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get_by_index::<String>(0) else { continue };
+        let created = name.split('_').nth(2).and_then(|secs| secs.parse::<u64>().ok()).unwrap_or(now);
+        if now.saturating_sub(created) > STALE_AFTER_SECONDS {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    hex::encode(rand::random::<[u8; 6]>())
+}
