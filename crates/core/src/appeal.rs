@@ -34,8 +34,10 @@ vocabulary!(
 
 vocabulary!(
     /// How urgently the assistants mean to handle the appeal.
+    #[derive(Default)]
     Priority {
         Low => "LOW",
+        #[default]
         Normal => "NORMAL",
         High => "HIGH",
         Urgent => "URGENT",
@@ -59,12 +61,6 @@ vocabulary!(
         NoAnswerRequired => "NO_ANSWER_REQUIRED",
     }
 );
-
-impl Default for Priority {
-    fn default() -> Self {
-        Priority::Normal
-    }
-}
 
 /// What an intake service (or an official) submits.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -221,7 +221,10 @@ pub fn verify_chain(appeal_id: AppealId, events: &[RecordedEvent], anchor: Chain
     if checked < anchor.seq {
         return Err(ChainBreak { seq: checked + 1, reason: "the history ends before the appeal says it does" });
     }
-    if checked > anchor.seq || previous_hash != anchor.hash {
+    if checked > anchor.seq {
+        return Err(ChainBreak { seq: anchor.seq + 1, reason: "the history goes on past where the appeal says it ends" });
+    }
+    if previous_hash != anchor.hash {
         return Err(ChainBreak { seq: checked.max(1), reason: "the history does not end where the appeal says it does" });
     }
     Ok(events.len())

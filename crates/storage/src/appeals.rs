@@ -5,7 +5,7 @@
 use appeals_core::appeal::registration_number;
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
-    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, RecordedEvent, Scope,
+    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, Scope,
     Submission, authorize,
 };
 use chrono::Datelike;
@@ -20,7 +20,7 @@ use crate::database::begin_write;
 use crate::directory::inserted;
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::{Result, StorageError};
-use crate::records::{appeal_row, event_row};
+use crate::records::{StoredEvent, appeal_row, event_row};
 
 /// The outcome of a submission: the appeal, and whether this call created it
 /// (`false` when the same channel message had been submitted before).
@@ -29,14 +29,14 @@ pub struct Submitted {
     pub appeal: Appeal,
     pub created: bool,
     /// The `RECEIVED` event, when this call created the appeal.
-    pub event: Option<RecordedEvent>,
+    pub event: Option<StoredEvent>,
 }
 
 /// An accepted command: the appeal as it now stands and the event recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changed {
     pub appeal: Appeal,
-    pub event: RecordedEvent,
+    pub event: StoredEvent,
 }
 
 impl Store {
@@ -71,8 +71,8 @@ impl Store {
             received_at,
             self.policy(),
         );
-        let event = event.record(appeal.id, 1, "");
-        let insert = appeal::Entity::insert(appeal_row(&appeal, &event))
+        let event = StoredEvent::new(event.record(appeal.id, 1, ""));
+        let insert = appeal::Entity::insert(appeal_row(&appeal, &event.event))
             .on_conflict_do_nothing_on([appeal::Column::Channel, appeal::Column::ExternalId])
             .exec_without_returning(&txn)
             .await?;
@@ -121,9 +121,9 @@ impl Store {
             check_original_exists(&txn, scope, *original).await?;
         }
         let Applied { appeal, event } = current.apply(command, actor.user_id, self.now(), expected_version)?;
-        let event = event.record(appeal.id, last_seq + 1, &last_hash);
+        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash));
         let updated = appeal::Entity::update_many()
-            .set(appeal_row(&appeal, &event))
+            .set(appeal_row(&appeal, &event.event))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
             .filter(appeal::Column::Version.eq(current.version))
             .filter(appeal::Column::LastEventSeq.eq(last_seq))

@@ -106,9 +106,10 @@ pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent) -> appeal:
     }
 }
 
-pub(crate) fn event_row(event: &RecordedEvent) -> appeal_event::ActiveModel {
+pub(crate) fn event_row(stored: &StoredEvent) -> appeal_event::ActiveModel {
+    let event = &stored.event;
     appeal_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(stored.id),
         appeal_id: Set(event.appeal_id.as_uuid()),
         seq: Set(event.seq),
         kind: Set(event.kind.as_str().to_owned()),
@@ -127,6 +128,13 @@ pub(crate) fn event_row(event: &RecordedEvent) -> appeal_event::ActiveModel {
 pub struct StoredEvent {
     pub id: Uuid,
     pub event: RecordedEvent,
+}
+
+impl StoredEvent {
+    /// A recorded event about to be stored, with a new row id.
+    pub(crate) fn new(event: RecordedEvent) -> Self {
+        StoredEvent { id: Uuid::now_v7(), event }
+    }
 }
 
 impl TryFrom<appeal_event::Model> for StoredEvent {
