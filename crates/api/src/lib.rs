@@ -1,1 +1,45 @@
-//! placeholder
+//! The Appeals API: the GraphQL schema, its HTTP and WebSocket server,
+//! authentication, and the `appeals` command line. It is thin: it parses input,
+//! asks `appeals-storage` (which asks `appeals-core`) and maps the output. It is
+//! the only crate that knows GraphQL or HTTP.
+//!
+//! Layout, in reading order:
+//! - [`config`]: the command line and the server's configuration.
+//! - [`app`]: the axum server, its routes and middleware.
+//! - [`auth`]: bearer tokens on HTTP and WebSocket.
+//! - [`schema`]: types, loaders, queries, mutations, the subscription.
+//! - [`error`]: the one mapping from every error to `extensions.code`.
+//! - [`notifications`]: the bus that carries committed events to subscribers.
+//! - [`telemetry`]: logs and metrics.
+//! - [`cli`]: `migrate`, `user add`, `audit verify`.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod notifications;
+pub mod schema;
+pub mod telemetry;
+
+use std::process::ExitCode;
+
+pub use app::Application;
+pub use config::ServerConfig;
+
+use config::{AuditCommand, Cli, Command, UserCommand};
+
+/// Runs the command line: what `main` does.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    telemetry::init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let application = Application::build(ServerConfig::from(args)).await?;
+            application.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(args) => cli::migrate(args).await,
+        Command::User(UserCommand::Add(args)) => cli::add_user(args).await,
+        Command::Audit(AuditCommand::Verify(args)) => cli::verify_audit(args).await,
+    }
+}

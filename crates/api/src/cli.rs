@@ -1,0 +1,73 @@
+//! The `appeals` subcommands other than `serve`: migrating, adding users and
+//! verifying the audit trail.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use appeals_core::text::{MunicipalityCode, PersonName};
+use appeals_core::{AppealId, Role};
+use appeals_storage::{AuditReport, Store, database};
+
+use crate::config::{AuditVerifyArgs, DatabaseArgs, UserAddArgs};
+
+pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let db = database::connect(&args.database_url, args.pool()).await.context("cannot connect to the database")?;
+    database::migrate(&db, &args.database_url).await.context("migrations failed")?;
+    db.close().await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates a user; the token is printed alone on the last line of standard output.
+pub async fn add_user(args: UserAddArgs) -> anyhow::Result<ExitCode> {
+    let role = Role::parse_loose(&args.role)?;
+    let name = PersonName::parse(&args.name)?;
+    let code = args.municipality.as_deref().map(MunicipalityCode::parse).transpose()?;
+    let store = open(&args.database).await?;
+    let (user, token) = store.create_user(name, role, code.as_ref()).await?;
+    println!("created {} {} ({})", user.role, user.name, user.id);
+    if let Some(code) = &code {
+        println!("municipality: {code}");
+    }
+    println!("token (shown once):");
+    println!("{}", token.expose());
+    store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Verifies one appeal or all of them; exit status 1 names the first break.
+pub async fn verify_audit(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
+    let store = open(&args.database).await?;
+    let failure = match &args.appeal {
+        Some(id) => {
+            let id: AppealId = id.parse()?;
+            let report = store.verify_appeal(id).await?.with_context(|| format!("no appeal {id}"))?;
+            println!("checked 1 appeal, {} events", report.events_checked);
+            (!report.ok()).then_some(report)
+        }
+        None => {
+            let summary = store.verify_all().await?;
+            println!("checked {} appeals, {} events", summary.appeals_checked, summary.events_checked);
+            summary.first_failure
+        }
+    };
+    store.close().await?;
+    match failure {
+        None => {
+            println!("ok: every hash chain verifies");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(AuditReport { appeal_id, number, broken: Some(broken), .. }) => {
+            println!("BROKEN: appeal {number} ({appeal_id}) at seq {}: {}", broken.seq, broken.reason);
+            Ok(ExitCode::from(1))
+        }
+        Some(report) => {
+            println!("BROKEN: appeal {} ({})", report.number, report.appeal_id);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn open(args: &DatabaseArgs) -> anyhow::Result<Store> {
+    Store::open(&args.database_url, args.pool()).await.context("cannot open the database")
+}

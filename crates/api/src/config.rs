@@ -1,0 +1,219 @@
+//! Configuration: one typed struct per command, from flags, then environment
+//! variables, then defaults (clap with `env`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use appeals_core::{DeadlinePolicy, PolicyDuration};
+use appeals_storage::PoolSettings;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::schema::QueryLimits;
+
+/// Appeals: citizens' appeals to the heads of municipalities, tracked to their
+/// resolution.
+#[derive(Debug, Parser)]
+#[command(name = "appeals", version, about)]
+pub struct Cli {
+    /// Log format: human-readable lines or JSON objects.
+    #[arg(long, global = true, env = "APPEALS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the API, applying pending migrations first.
+    Serve(ServeArgs),
+    /// Applies pending migrations and exits.
+    Migrate(DatabaseArgs),
+    /// Manages users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Checks the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Creates a user and prints its token alone on the last line.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Checks the hash chains; exits with status 1 at the first broken one.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://FILE` or `postgres://USER@HOST/DB`. The SQLite file is created
+    /// on first run.
+    #[arg(long, env = "APPEALS_DATABASE_URL", default_value = "sqlite://appeals.db")]
+    pub database_url: String,
+
+    /// The most database connections to keep open.
+    #[arg(long, env = "APPEALS_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
+    /// How long a request waits for a database connection before failing.
+    #[arg(long, env = "APPEALS_DATABASE_TIMEOUT", default_value = "5s")]
+    pub database_timeout: PolicyDuration,
+}
+
+impl DatabaseArgs {
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.database_pool_size.max(1),
+            acquire_timeout: to_std(self.database_timeout),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The address to listen on; port 0 picks a free one.
+    #[arg(long, env = "APPEALS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// How long the head has to read an appeal.
+    #[arg(long, env = "APPEALS_SEEN_WITHIN", default_value = "3d")]
+    pub seen_within: PolicyDuration,
+
+    /// How long the municipality has to answer an appeal.
+    #[arg(long, env = "APPEALS_ANSWER_WITHIN", default_value = "30d")]
+    pub answer_within: PolicyDuration,
+
+    /// The longest single extension of the answer deadline.
+    #[arg(long, env = "APPEALS_MAX_EXTENSION", default_value = "30d")]
+    pub max_extension: PolicyDuration,
+
+    /// The largest request body accepted, in bytes (413 beyond).
+    #[arg(long, env = "APPEALS_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// How long a request may run before it is answered 408.
+    #[arg(long, env = "APPEALS_REQUEST_TIMEOUT", default_value = "30s")]
+    pub request_timeout: PolicyDuration,
+
+    /// The deepest selection nesting a query may have.
+    #[arg(long, env = "APPEALS_MAX_QUERY_DEPTH", default_value_t = QueryLimits::default().max_depth)]
+    pub max_query_depth: usize,
+
+    /// The highest complexity (roughly, fields selected) a query may have.
+    #[arg(long, env = "APPEALS_MAX_QUERY_COMPLEXITY", default_value_t = QueryLimits::default().max_complexity)]
+    pub max_query_complexity: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserAddArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[arg(long)]
+    pub name: String,
+
+    /// assistant, head, governor_office, auditor, admin or intake (any case, `-`
+    /// for `_`).
+    #[arg(long)]
+    pub role: String,
+
+    /// The municipality's code, for assistants and heads.
+    #[arg(long)]
+    pub municipality: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Check only this appeal.
+    #[arg(long)]
+    pub appeal: Option<String>,
+}
+
+/// Everything `appeals serve` needs, in plain types, so that tests can build one
+/// without a command line.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub database_url: String,
+    pub pool: PoolSettings,
+    pub listen: SocketAddr,
+    pub policy: DeadlinePolicy,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub limits: QueryLimits,
+}
+
+impl ServerConfig {
+    /// The defaults of `appeals serve`, on `database_url`.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        ServerConfig {
+            database_url: database_url.into(),
+            pool: PoolSettings::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            policy: DeadlinePolicy::default(),
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            limits: QueryLimits::default(),
+        }
+    }
+}
+
+impl From<ServeArgs> for ServerConfig {
+    fn from(args: ServeArgs) -> Self {
+        ServerConfig {
+            pool: args.database.pool(),
+            database_url: args.database.database_url,
+            listen: args.listen,
+            policy: DeadlinePolicy {
+                seen_within: args.seen_within,
+                answer_within: args.answer_within,
+                max_extension: args.max_extension,
+            },
+            body_limit: args.body_limit,
+            request_timeout: to_std(args.request_timeout),
+            limits: QueryLimits { max_depth: args.max_query_depth, max_complexity: args.max_query_complexity },
+        }
+    }
+}
+
+fn to_std(duration: PolicyDuration) -> Duration {
+    duration.as_time_delta().to_std().unwrap_or(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_follow_the_subcommand() {
+        let cli = Cli::try_parse_from(["appeals", "serve", "--listen", "0.0.0.0:9000", "--seen-within", "72h"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
+        let config = ServerConfig::from(args);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.policy.seen_within, "3d".parse().unwrap());
+        assert_eq!(config.policy.answer_within, "30d".parse().unwrap());
+    }
+}

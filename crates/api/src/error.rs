@@ -1,0 +1,130 @@
+//! The API's errors and the one place where every lower-layer error becomes an
+//! `extensions.code` of the public contract.
+//!
+//! [`ApiError`] deliberately does not implement `Display`: async-graphql turns any
+//! `Display` type into an error without a code, and this way the compiler refuses
+//! such a silent conversion.
+
+use appeals_core::{AccessDenied, CommandError, InvalidInput};
+use appeals_storage::StorageError;
+use async_graphql::ErrorExtensions;
+
+/// The error codes of the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No token, an unknown token, or a revoked user's.
+    Unauthenticated,
+    /// The caller's role may never do this.
+    Forbidden,
+    /// No such thing, or not within the caller's scope.
+    NotFound,
+    /// The input breaks a rule, or the request is malformed.
+    Validation,
+    /// The state machine does not allow this from the appeal's status.
+    InvalidTransition,
+    /// The appeal changed since the caller read it.
+    VersionConflict,
+    /// The caller sent too many requests.
+    RateLimited,
+    /// The server failed; details are in its log, never in the response.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Validation => "VALIDATION",
+            ErrorCode::InvalidTransition => "INVALID_TRANSITION",
+            ErrorCode::VersionConflict => "VERSION_CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// An error as a client sees it: a code and a plain message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorCode::Unauthenticated, "a valid `Authorization: Bearer <token>` header is required")
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "not found")
+    }
+
+    pub fn validation(field: &'static str, problem: impl Into<String>) -> Self {
+        InvalidInput::new(field, problem).into()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    /// The mapping of every failure below the API to a code. Internal failures are
+    /// logged here, once and in full, inside the request's span (which carries its
+    /// request id); the client gets only the code and a plain sentence.
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Access(AccessDenied::Forbidden) => {
+                ApiError::new(ErrorCode::Forbidden, "your role may not do this")
+            }
+            StorageError::Access(AccessDenied::NotFound) | StorageError::NotFound => ApiError::not_found(),
+            StorageError::Invalid(invalid) => ApiError::new(ErrorCode::Validation, invalid.to_string()),
+            StorageError::Command(command) => {
+                let code = match &command {
+                    CommandError::InvalidTransition { .. } | CommandError::AlreadyExtended => {
+                        ErrorCode::InvalidTransition
+                    }
+                    CommandError::VersionConflict { .. } => ErrorCode::VersionConflict,
+                    CommandError::Invalid(_) => ErrorCode::Validation,
+                };
+                ApiError::new(code, command.to_string())
+            }
+            StorageError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "the database is unavailable");
+                ApiError::new(ErrorCode::Internal, "the service is temporarily unavailable; try again shortly")
+            }
+            StorageError::Database(cause) => {
+                tracing::error!(error = %cause, "database error");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+            StorageError::Corrupt(cause) => {
+                tracing::error!(error = %cause, "inconsistent stored data");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(invalid: InvalidInput) -> Self {
+        StorageError::Invalid(invalid).into()
+    }
+}
+
+impl From<AccessDenied> for ApiError {
+    fn from(denied: AccessDenied) -> Self {
+        StorageError::Access(denied).into()
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        metrics::counter!("appeals_graphql_errors_total", "code" => error.code.as_str()).increment(1);
+        async_graphql::Error::new(error.message)
+            .extend_with(|_, extensions| extensions.set("code", error.code.as_str()))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

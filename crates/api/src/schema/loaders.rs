@@ -1,0 +1,75 @@
+//! Batched loading of related objects within one request (DataLoader): the
+//! municipalities, users, appeals and histories that a page of appeals refers to
+//! are each fetched in one query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use appeals_core::{Appeal, AppealId, MunicipalityId, UserId};
+use appeals_storage::{Municipality, Store, StoredEvent, User};
+use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+
+/// The key for an appeal's history, as distinct from the appeal itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryOf(pub AppealId);
+
+/// Loads by id through the store.
+pub struct StoreLoader {
+    store: Store,
+}
+
+pub type Loaders = Arc<DataLoader<StoreLoader>>;
+
+/// A request's loaders; each request gets its own, so nothing is cached across
+/// requests.
+pub fn new_loaders(store: Store) -> Loaders {
+    Arc::new(DataLoader::new(StoreLoader { store }, tokio::spawn))
+}
+
+pub fn loaders<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Loaders> {
+    ctx.data::<Loaders>().map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))
+}
+
+impl Loader<MunicipalityId> for StoreLoader {
+    type Value = Municipality;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[MunicipalityId]) -> Result<HashMap<MunicipalityId, Municipality>, ApiError> {
+        let found = self.store.municipalities_by_ids(keys).await?;
+        Ok(found.into_iter().map(|municipality| (municipality.id, municipality)).collect())
+    }
+}
+
+impl Loader<UserId> for StoreLoader {
+    type Value = User;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, ApiError> {
+        let found = self.store.users_by_ids(keys).await?;
+        Ok(found.into_iter().map(|user| (user.id, user)).collect())
+    }
+}
+
+impl Loader<AppealId> for StoreLoader {
+    type Value = Appeal;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[AppealId]) -> Result<HashMap<AppealId, Appeal>, ApiError> {
+        let found = self.store.appeals_by_ids(keys).await?;
+        Ok(found.into_iter().map(|appeal| (appeal.id, appeal)).collect())
+    }
+}
+
+impl Loader<HistoryOf> for StoreLoader {
+    type Value = Vec<StoredEvent>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[HistoryOf]) -> Result<HashMap<HistoryOf, Vec<StoredEvent>>, ApiError> {
+        let ids: Vec<AppealId> = keys.iter().map(|key| key.0).collect();
+        let histories = self.store.histories(&ids).await?;
+        Ok(histories.into_iter().map(|(id, events)| (HistoryOf(id), events)).collect())
+    }
+}
