@@ -20,6 +20,7 @@
 //! - `entity`, `records` (private): rows, and their mapping to domain values.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use appeals_core::{Clock, DeadlinePolicy, SystemClock};
 use chrono::{DateTime, Utc};
@@ -52,6 +53,7 @@ pub struct Store {
     db: DatabaseConnection,
     policy: DeadlinePolicy,
     clock: Arc<dyn Clock>,
+    statements: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -63,9 +65,25 @@ impl Store {
     }
 
     /// A store on an open, migrated connection, with the default policy and the
-    /// system clock.
-    pub fn new(db: DatabaseConnection) -> Store {
-        Store { db, policy: DeadlinePolicy::default(), clock: Arc::new(SystemClock) }
+    /// system clock. Every SQL statement it runs is counted (see
+    /// [`Store::statements_executed`]) and timed in the `appeals_sql_*` metrics.
+    pub fn new(mut db: DatabaseConnection) -> Store {
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&statements);
+        db.set_metric_callback(move |info| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            // The SQL text only: its values may hold appeal texts, which stay out of logs.
+            tracing::trace!(target: "appeals_sql", elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql);
+            metrics::counter!("appeals_sql_statements_total", "failed" => if info.failed { "true" } else { "false" })
+                .increment(1);
+            metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
+        });
+        Store { db, policy: DeadlinePolicy::default(), clock: Arc::new(SystemClock), statements }
+    }
+
+    /// How many SQL statements this store (and its clones) has run so far.
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub fn with_policy(mut self, policy: DeadlinePolicy) -> Store {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use appeals_core::{Appeal, AppealId, MunicipalityId, UserId};
 use appeals_storage::{Municipality, Store, StoredEvent, User};
 use async_graphql::Context;
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -21,16 +21,26 @@ pub struct StoreLoader {
     store: Store,
 }
 
-pub type Loaders = Arc<DataLoader<StoreLoader>>;
+/// A request's loaders (a WebSocket connection's, for subscriptions).
+pub struct Loaders {
+    /// Municipalities and users, cached for the request: a page refers to the same
+    /// few many times over, and they hardly ever change.
+    pub directory: DataLoader<StoreLoader, HashMapCache>,
+    /// Appeals and histories, never cached: a subscription's connection lives
+    /// long, and each event must show the appeal as it stands.
+    pub appeals: DataLoader<StoreLoader>,
+}
 
-/// A request's loaders; each request gets its own, so nothing is cached across
-/// requests.
-pub fn new_loaders(store: Store) -> Loaders {
-    Arc::new(DataLoader::new(StoreLoader { store }, tokio::spawn))
+/// Fresh loaders; each request gets its own, so nothing is shared across requests.
+pub fn new_loaders(store: Store) -> Arc<Loaders> {
+    Arc::new(Loaders {
+        directory: DataLoader::with_cache(StoreLoader { store: store.clone() }, tokio::spawn, HashMapCache::default()),
+        appeals: DataLoader::new(StoreLoader { store }, tokio::spawn),
+    })
 }
 
 pub fn loaders<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Loaders> {
-    ctx.data::<Loaders>().map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))
+    ctx.data::<Arc<Loaders>>().map(Arc::as_ref).map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))
 }
 
 impl Loader<MunicipalityId> for StoreLoader {

@@ -114,7 +114,7 @@ impl UserNode {
     /// The municipality of an assistant or a head; null for the other roles.
     async fn municipality(&self, ctx: &Context<'_>) -> ApiResult<Option<MunicipalityNode>> {
         let Some(id) = self.0.municipality_id else { return Ok(None) };
-        Ok(loaders(ctx)?.load_one(id).await?.map(MunicipalityNode))
+        Ok(loaders(ctx)?.directory.load_one(id).await?.map(MunicipalityNode))
     }
 
     /// Whether the user was revoked (its token no longer works).
@@ -139,6 +139,7 @@ impl AppealNode {
 
     async fn municipality(&self, ctx: &Context<'_>) -> ApiResult<MunicipalityNode> {
         loaders(ctx)?
+            .directory
             .load_one(self.0.municipality_id)
             .await?
             .map(MunicipalityNode)
@@ -231,7 +232,7 @@ impl AppealNode {
 
     /// Everything that happened to the appeal, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> ApiResult<Vec<AppealEventNode>> {
-        let events = loaders(ctx)?.load_one(HistoryOf(self.0.id)).await?.unwrap_or_default();
+        let events = loaders(ctx)?.appeals.load_one(HistoryOf(self.0.id)).await?.unwrap_or_default();
         Ok(events.into_iter().map(AppealEventNode).collect())
     }
 }
@@ -353,6 +354,7 @@ pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Store> {
 
 async fn load_user(ctx: &Context<'_>, id: appeals_core::UserId) -> ApiResult<UserNode> {
     loaders(ctx)?
+        .directory
         .load_one(id)
         .await?
         .map(UserNode)
@@ -362,6 +364,6 @@ async fn load_user(ctx: &Context<'_>, id: appeals_core::UserId) -> ApiResult<Use
 /// The appeal `id` if the caller may read it, else `None`.
 pub(crate) async fn readable_appeal(ctx: &Context<'_>, id: appeals_core::AppealId) -> ApiResult<Option<AppealNode>> {
     let scope = current_actor(ctx)?.scope(Operation::ReadAppeals)?;
-    let appeal = loaders(ctx)?.load_one(id).await?;
+    let appeal = loaders(ctx)?.appeals.load_one(id).await?;
     Ok(appeal.filter(|appeal| scope.contains(appeal.municipality_id)).map(AppealNode))
 }

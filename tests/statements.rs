@@ -1,0 +1,53 @@
+//! A page of 100 appeals with their municipality, history and the users in it
+//! costs a handful of SQL statements, not hundreds: related objects are batched by
+//! the request's loaders.
+
+mod support;
+
+use appeals_core::text::{AppealText, MunicipalityCode};
+use appeals_core::{Channel, Command, Role, Submission};
+use serde_json::json;
+use support::{Backend, spawn_app};
+
+const PAGE: &str = "{ appeals(first: 100) { totalCount edges { cursor node { id number status municipality { code name } resolution { outcome resolvedBy { name } } history { seq kind hash actor { name role municipality { code } } } } } pageInfo { hasNextPage endCursor } } }";
+
+async fn a_page_of_a_hundred_appeals_with_history_costs_a_handful_of_statements(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let governor = app.token(Role::GovernorOffice, None).await;
+    let (intake, _) = app
+        .store
+        .create_user(appeals_core::text::PersonName::parse("bot").unwrap(), Role::Intake, None)
+        .await
+        .unwrap();
+    let codes = ["tomsk", "seversk", "kedrovy", "strezhevoy"];
+    let mut heads = Vec::new();
+    for code in codes {
+        let parsed = MunicipalityCode::parse(code).unwrap();
+        let name = appeals_core::text::PersonName::parse(&format!("head of {code}")).unwrap();
+        heads.push((app.store.create_user(name, Role::Head, Some(&parsed)).await.unwrap().0, parsed));
+    }
+    for index in 0..100 {
+        let (head, code) = &heads[index % heads.len()];
+        let submission = Submission {
+            channel: Channel::Web,
+            external_id: None,
+            author_name: None,
+            author_contact: None,
+            text: AppealText::parse(&format!("Обращение {index}")).unwrap(),
+        };
+        let appeal = app.store.submit(&intake.actor(), code, submission).await.unwrap().appeal;
+        app.store.apply(&head.actor(), appeal.id, &Command::MarkSeen, Some(1)).await.unwrap();
+    }
+
+    let before = app.store.statements_executed();
+    let page = app.graphql(Some(&governor), PAGE, json!({})).await;
+    let statements = app.store.statements_executed() - before;
+
+    let edges = page["data"]["appeals"]["edges"].as_array().unwrap_or_else(|| panic!("a page: {page}"));
+    assert_eq!(edges.len(), 100);
+    assert!(edges.iter().all(|edge| edge["node"]["history"].as_array().is_some_and(|h| h.len() == 2)));
+    println!("{backend:?}: one page of 100 appeals with history cost {statements} SQL statements");
+    assert!(statements <= 10, "{statements} statements for one page");
+}
+
+on_both_databases!(a_page_of_a_hundred_appeals_with_history_costs_a_handful_of_statements);
