@@ -11,7 +11,7 @@ use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{BatchRequest, BatchResponse, Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -28,6 +28,7 @@ use crate::auth::{token_from_headers, token_from_payload, viewer_for};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ErrorCode};
 use crate::notifications::EventBus;
+use crate::rate_limit::CallerLimiter;
 use crate::schema::loaders::new_loaders;
 use crate::schema::{self, AppSchema};
 use crate::telemetry;
@@ -39,6 +40,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 struct AppState {
     schema: AppSchema,
     store: Store,
+    limiter: CallerLimiter,
 }
 
 /// A built server, bound to its port and ready to run.
@@ -59,7 +61,7 @@ impl Application {
     /// As [`Application::build`], on a store the caller opened (and migrated).
     pub async fn build_with_store(config: ServerConfig, store: Store) -> anyhow::Result<Application> {
         let schema = schema::build(store.clone(), EventBus::default(), config.limits);
-        let state = AppState { schema, store: store.clone() };
+        let state = AppState { schema, store: store.clone(), limiter: CallerLimiter::new(config.rate_limit) };
         let router = router(state, &config);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Application { listener, router, store })
@@ -141,7 +143,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Queries and mutations. The body is parsed here rather than by an extractor so
 /// that a malformed one gets a GraphQL-shaped `VALIDATION` error, not plain text.
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = token_from_headers(&headers);
+    if let Err(wait) = state.limiter.check(token.as_deref(), client.ip()) {
+        return rate_limited(wait);
+    }
     let request: BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
@@ -149,7 +160,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             return error_response(StatusCode::BAD_REQUEST, ApiError::new(ErrorCode::Validation, message));
         }
     };
-    let viewer = match viewer_for(&state.store, token_from_headers(&headers).as_deref()).await {
+    let viewer = match viewer_for(&state.store, token.as_deref()).await {
         Ok(viewer) => viewer,
         Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, error),
     };
@@ -161,7 +172,11 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
 
 /// GraphiQL for browsers, or a `graphql-transport-ws` subscription for
 /// WebSocket upgrades.
-async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
+async fn graphql_get(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let wants_websocket = request
         .headers()
         .get(header::UPGRADE)
@@ -181,7 +196,10 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         Err(rejection) => return rejection.into_response(),
     };
     let header_token = token_from_headers(&parts.headers);
-    let AppState { schema, store } = state;
+    if let Err(wait) = state.limiter.check(header_token.as_deref(), client.ip()) {
+        return rate_limited(wait);
+    }
+    let AppState { schema, store, .. } = state;
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         GraphQLWebSocket::new(socket, schema, protocol)
             .on_connection_init(move |payload| async move {
@@ -220,6 +238,15 @@ fn add_code_if_missing(error: &mut ServerError) {
         metrics::counter!("appeals_graphql_errors_total", "code" => ErrorCode::Validation.as_str()).increment(1);
         extensions.set("code", ErrorCode::Validation.as_str());
     }
+}
+
+fn rate_limited(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let error = ApiError::new(ErrorCode::RateLimited, format!("too many requests; retry in {seconds} s"));
+    metrics::counter!("appeals_graphql_errors_total", "code" => ErrorCode::RateLimited.as_str()).increment(1);
+    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, error);
+    response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    response
 }
 
 fn error_response(status: StatusCode, error: ApiError) -> Response {

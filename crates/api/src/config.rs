@@ -8,6 +8,7 @@ use appeals_core::{DeadlinePolicy, PolicyDuration};
 use appeals_storage::PoolSettings;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::rate_limit::RateLimit;
 use crate::schema::QueryLimits;
 
 /// Appeals: citizens' appeals to the heads of municipalities, tracked to their
@@ -116,6 +117,15 @@ pub struct ServeArgs {
     /// The highest complexity (roughly, fields selected) a query may have.
     #[arg(long, env = "APPEALS_MAX_QUERY_COMPLEXITY", default_value_t = QueryLimits::default().max_complexity)]
     pub max_query_complexity: usize,
+
+    /// Requests per second each token (or each address, without a token) may
+    /// sustain; 0 turns rate limiting off.
+    #[arg(long, env = "APPEALS_RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+
+    /// How many requests a token may send at once above the sustained rate.
+    #[arg(long, env = "APPEALS_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -157,6 +167,8 @@ pub struct ServerConfig {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub limits: QueryLimits,
+    /// `None` turns rate limiting off.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl ServerConfig {
@@ -170,6 +182,7 @@ impl ServerConfig {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             limits: QueryLimits::default(),
+            rate_limit: Some(RateLimit { per_second: 50, burst: 100 }),
         }
     }
 }
@@ -188,6 +201,8 @@ impl From<ServeArgs> for ServerConfig {
             body_limit: args.body_limit,
             request_timeout: to_std(args.request_timeout),
             limits: QueryLimits { max_depth: args.max_query_depth, max_complexity: args.max_query_complexity },
+            rate_limit: (args.rate_limit > 0)
+                .then_some(RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst }),
         }
     }
 }

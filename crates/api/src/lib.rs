@@ -10,6 +10,7 @@
 //! - [`schema`]: types, loaders, queries, mutations, the subscription.
 //! - [`error`]: the one mapping from every error to `extensions.code`.
 //! - [`notifications`]: the bus that carries committed events to subscribers.
+//! - [`rate_limit`]: per-caller request limits.
 //! - [`telemetry`]: logs and metrics.
 //! - [`cli`]: `migrate`, `user add`, `audit verify`.
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod notifications;
+pub mod rate_limit;
 pub mod schema;
 pub mod telemetry;
 

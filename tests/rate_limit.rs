@@ -1,0 +1,57 @@
+//! A per-token rate limit answers `RATE_LIMITED` (HTTP 429) to the caller who
+//! exceeds it, and only to that caller.
+
+mod support;
+
+use appeals_api::rate_limit::RateLimit;
+use appeals_core::Role;
+use serde_json::json;
+use support::{Backend, error_code, spawn_app_with};
+
+const ME: &str = "{ me { role } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_flooding_bot_is_limited_while_an_assistant_is_still_served() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.rate_limit = Some(RateLimit { per_second: 1, burst: 5 });
+    })
+    .await
+    .expect("SQLite needs no setup");
+    let bot = app.token(Role::Intake, None).await;
+    let assistant = app.token(Role::Assistant, Some("tomsk")).await;
+
+    let mut served = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        let response = app.post(Some(&bot), &json!({ "query": ME })).await;
+        match response.status().as_u16() {
+            200 => served += 1,
+            429 => {
+                assert!(response.headers().get("retry-after").is_some(), "a 429 says when to retry");
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+                limited += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!((5..=7).contains(&served), "the burst of 5 (plus what a second refills) is served: {served}");
+    assert_eq!(served + limited, 20);
+
+    let assistant_view = app.graphql(Some(&assistant), ME, json!({})).await;
+    assert_eq!(assistant_view["data"]["me"]["role"], "ASSISTANT", "another caller is unaffected: {assistant_view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_without_a_token_are_limited_by_address() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.rate_limit = Some(RateLimit { per_second: 1, burst: 3 });
+    })
+    .await
+    .expect("SQLite needs no setup");
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.post(None, &json!({ "query": ME })).await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "anonymous floods are limited too: {statuses:?}");
+}
