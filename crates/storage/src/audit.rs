@@ -6,8 +6,10 @@ use appeals_core::{Appeal, AppealId, RecordedEvent};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
+use crate::database::begin_read;
 use crate::entity::appeal;
 use crate::error::{Result, StorageError};
+use crate::queries::{histories_on, history_on};
 
 /// The verdict on one appeal's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +40,18 @@ const BATCH: u64 = 500;
 
 impl Store {
     /// Verifies one appeal's history; `None` if there is no such appeal.
+    ///
+    /// The appeal row and its events are read in one snapshot: read apart, a
+    /// command committing in between would look like tampering (a history that
+    /// goes on past its anchor, or stops short of it).
     pub async fn verify_appeal(&self, id: AppealId) -> Result<Option<AuditReport>> {
-        let Some(row) = appeal::Entity::find_by_id(id.as_uuid()).one(self.db()).await? else {
+        let txn = begin_read(self.db()).await?;
+        let Some(row) = appeal::Entity::find_by_id(id.as_uuid()).one(&txn).await? else {
+            txn.commit().await?;
             return Ok(None);
         };
-        let events = self.history(id).await?.into_iter().map(|stored| stored.event).collect::<Vec<_>>();
+        let events = history_on(&txn, id).await?.into_iter().map(|stored| stored.event).collect::<Vec<_>>();
+        txn.commit().await?;
         Ok(Some(audit(row, &events)))
     }
 
@@ -55,11 +64,18 @@ impl Store {
             if let Some(last) = after {
                 query = query.filter(appeal::Column::Id.gt(last));
             }
-            let rows = query.all(self.db()).await?;
-            let Some(last) = rows.last() else { break };
+            // Each batch's rows and histories come from one snapshot, as in
+            // `verify_appeal`.
+            let txn = begin_read(self.db()).await?;
+            let rows = query.all(&txn).await?;
+            let Some(last) = rows.last() else {
+                txn.commit().await?;
+                break;
+            };
             after = Some(last.id);
             let ids: Vec<AppealId> = rows.iter().map(|row| AppealId::from_uuid(row.id)).collect();
-            let mut histories = self.histories(&ids).await?;
+            let mut histories = histories_on(&txn, &ids).await?;
+            txn.commit().await?;
             for row in rows {
                 let events: Vec<RecordedEvent> = histories
                     .remove(&AppealId::from_uuid(row.id))

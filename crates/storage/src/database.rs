@@ -57,10 +57,17 @@ pub async fn connect(url: &str, settings: PoolSettings) -> Result<DatabaseConnec
 
 /// Applies pending migrations. On PostgreSQL an advisory lock, held on one
 /// dedicated connection, makes replicas that start at once migrate one at a time
-/// (sea-orm-migration takes no lock of its own).
+/// (sea-orm-migration takes no lock of its own). On SQLite every pending migration
+/// runs in one IMMEDIATE transaction: a second process or pool opening the same
+/// file waits for the write lock and then finds nothing pending (unlocked, both
+/// would apply the migrations and one would fail on `seaql_migrations`), and a
+/// migration that fails leaves nothing half-applied, since SQLite's DDL is
+/// transactional.
 pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
-        return Migrator::up(db, None).await;
+        let txn = begin_write(db).await?;
+        Migrator::up(&txn, None).await?;
+        return txn.commit().await;
     }
     const MIGRATION_LOCK: i64 = 0x0a99_ea15;
     let mut options = ConnectOptions::new(normalize_url(url));

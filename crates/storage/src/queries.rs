@@ -8,7 +8,7 @@ use appeals_core::{Appeal, AppealId, Channel, InvalidInput, Priority, Scope, Sta
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
 use crate::database::begin_read;
@@ -184,30 +184,43 @@ impl Store {
 
     /// An appeal's history, oldest first.
     pub async fn history(&self, id: AppealId) -> Result<Vec<StoredEvent>> {
-        let rows = appeal_event::Entity::find()
-            .filter(appeal_event::Column::AppealId.eq(id.as_uuid()))
-            .order_by_asc(appeal_event::Column::Seq)
-            .all(self.db())
-            .await?;
-        rows.into_iter().map(StoredEvent::try_from).collect()
+        history_on(self.db(), id).await
     }
 
     /// The histories of several appeals in one query, each oldest first.
     pub async fn histories(&self, ids: &[AppealId]) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
-        let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows = appeal_event::Entity::find()
-            .filter(appeal_event::Column::AppealId.is_in(uuids))
-            .order_by_asc(appeal_event::Column::AppealId)
-            .order_by_asc(appeal_event::Column::Seq)
-            .all(self.db())
-            .await?;
-        let mut histories: HashMap<AppealId, Vec<StoredEvent>> = HashMap::with_capacity(ids.len());
-        for row in rows {
-            let event = StoredEvent::try_from(row)?;
-            histories.entry(event.event.appeal_id).or_default().push(event);
-        }
-        Ok(histories)
+        histories_on(self.db(), ids).await
     }
+}
+
+/// [`Store::history`] on `db`, which may be a transaction.
+pub(crate) async fn history_on(db: &impl ConnectionTrait, id: AppealId) -> Result<Vec<StoredEvent>> {
+    let rows = appeal_event::Entity::find()
+        .filter(appeal_event::Column::AppealId.eq(id.as_uuid()))
+        .order_by_asc(appeal_event::Column::Seq)
+        .all(db)
+        .await?;
+    rows.into_iter().map(StoredEvent::try_from).collect()
+}
+
+/// [`Store::histories`] on `db`, which may be a transaction.
+pub(crate) async fn histories_on(
+    db: &impl ConnectionTrait,
+    ids: &[AppealId],
+) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
+    let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let rows = appeal_event::Entity::find()
+        .filter(appeal_event::Column::AppealId.is_in(uuids))
+        .order_by_asc(appeal_event::Column::AppealId)
+        .order_by_asc(appeal_event::Column::Seq)
+        .all(db)
+        .await?;
+    let mut histories: HashMap<AppealId, Vec<StoredEvent>> = HashMap::with_capacity(ids.len());
+    for row in rows {
+        let event = StoredEvent::try_from(row)?;
+        histories.entry(event.event.appeal_id).or_default().push(event);
+    }
+    Ok(histories)
 }
 
 /// Escapes LIKE's wildcards so that a search for `100%` finds a literal `100%`.

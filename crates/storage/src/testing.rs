@@ -24,10 +24,14 @@ pub enum Backend {
 }
 
 /// A fresh, empty database; its URL is what the code under test connects to.
+/// Dropping it removes the database: the SQLite file, or the PostgreSQL database
+/// (with `FORCE`, ending any connection still open to it).
 #[derive(Debug)]
 pub struct ThrowawayDatabase {
     pub url: String,
     file: Option<PathBuf>,
+    /// The server's URL and the database's name, for PostgreSQL.
+    postgres: Option<(String, String)>,
 }
 
 impl ThrowawayDatabase {
@@ -49,7 +53,7 @@ impl ThrowawayDatabase {
 
     fn sqlite() -> ThrowawayDatabase {
         let path = std::env::temp_dir().join(format!("appeals-test-{}.db", random_suffix()));
-        ThrowawayDatabase { url: format!("sqlite://{}?mode=rwc", path.display()), file: Some(path) }
+        ThrowawayDatabase { url: format!("sqlite://{}?mode=rwc", path.display()), file: Some(path), postgres: None }
     }
 
     async fn postgres(server: &str) -> ThrowawayDatabase {
@@ -60,7 +64,7 @@ impl ThrowawayDatabase {
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE should succeed");
         let _ = admin.close().await;
         let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
-        ThrowawayDatabase { url: format!("{base}/{name}"), file: None }
+        ThrowawayDatabase { url: format!("{base}/{name}"), file: None, postgres: Some((server.to_owned(), name)) }
     }
 }
 
@@ -70,6 +74,21 @@ impl Drop for ThrowawayDatabase {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
+        }
+        if let Some((server, name)) = self.postgres.take() {
+            // `drop` cannot await, and it runs inside the test's runtime, which
+            // cannot block on a future either: a thread with a runtime of its own
+            // drops the database. Without this every test run would leave its
+            // databases behind for `STALE_AFTER_SECONDS`.
+            let dropping = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                runtime.block_on(async {
+                    let Ok(admin) = Database::connect(server.as_str()).await else { return };
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = admin.close().await;
+                });
+            });
+            let _ = dropping.join();
         }
     }
 }

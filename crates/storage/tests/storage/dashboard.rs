@@ -1,0 +1,208 @@
+//! The governor's office dashboard: counts per municipality and status, overdue
+//! counts at the time of the query, median hours to reading and to resolution,
+//! a row for every municipality in scope, and the window of receipt.
+
+use appeals_core::{Command, Outcome, Scope};
+use appeals_storage::testing::Backend;
+use appeals_storage::{AppealFilter, Counts, Dashboard, DashboardFilter, MunicipalityStats};
+
+use crate::support::{Region, code, days, hours, outcome, reopen, resolve, t0};
+
+on_both_backends!(
+    the_dashboard_counts_appeals_by_municipality_and_status,
+    the_dashboard_reports_median_hours_to_reading_and_to_resolution,
+    a_municipal_scope_sees_one_row_of_its_own,
+    the_dashboard_selects_appeals_by_time_of_receipt,
+);
+
+fn row<'a>(dashboard: &'a Dashboard, code: &str) -> &'a MunicipalityStats {
+    dashboard
+        .municipalities
+        .iter()
+        .find(|row| row.municipality.code == code)
+        .unwrap_or_else(|| panic!("the dashboard has a row for {code}"))
+}
+
+fn counts(total: u64, received: u64, seen: u64, resolved: u64, overdue: u64, seen_overdue: u64) -> Counts {
+    Counts { total, received, seen, resolved, overdue, seen_overdue }
+}
+
+/// The dashboard's total is the sum of its rows.
+fn assert_sums(case: &str, dashboard: &Dashboard) {
+    let mut sum = Counts::default();
+    for row in &dashboard.municipalities {
+        sum += row.counts;
+    }
+    assert_eq!(dashboard.counts, sum, "{case}: the total is the sum of the rows");
+}
+
+async fn everywhere(region: &Region, filter: &DashboardFilter) -> Dashboard {
+    region.store.dashboard(Scope::Everywhere, filter).await.expect("the dashboard")
+}
+
+async fn the_dashboard_counts_appeals_by_municipality_and_status(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    let (head, assistant) = (region.tomsk_head, region.tomsk_assistant);
+    region.submit("tomsk", "A: не прочитано").await;
+    let b = region.submit("tomsk", "B: прочитано").await;
+    region.apply(&head, &b, Command::MarkSeen).await;
+    let c = region.submit("tomsk", "C: решено").await;
+    let c = region.apply(&head, &c, Command::MarkSeen).await;
+    region.apply(&assistant, &c, resolve(Outcome::Satisfied, "Сделано")).await;
+    let d = region.submit("tomsk", "D: решено и возвращено").await;
+    let d = region.apply(&head, &d, Command::MarkSeen).await;
+    let d = region.apply(&assistant, &d, resolve(Outcome::Declined, "Отказано")).await;
+    region.apply(&head, &d, reopen("Отказ не обоснован")).await;
+    region.submit("seversk", "E: не прочитано").await;
+
+    let now = everywhere(&region, &DashboardFilter::default()).await;
+    let codes: Vec<&str> = now.municipalities.iter().map(|row| row.municipality.code.as_str()).collect();
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!((codes.len(), &codes), (20, &sorted), "every municipality has a row, by code");
+    assert_eq!(row(&now, "tomsk").counts, counts(4, 1, 2, 1, 0, 0), "Tomsk at once");
+    assert_eq!(row(&now, "seversk").counts, counts(1, 1, 0, 0, 0, 0), "Seversk at once");
+    let kedrovy = row(&now, "kedrovy");
+    assert_eq!(kedrovy.counts, Counts::default(), "Kedrovy, without appeals");
+    assert_eq!((kedrovy.median_hours_to_seen, kedrovy.median_hours_to_resolve), (None, None), "Kedrovy's medians");
+    assert_eq!(now.counts, counts(5, 2, 2, 1, 0, 0), "the region at once");
+    assert_sums("at once", &now);
+
+    region.advance(days(3) + hours(1));
+    let later = everywhere(&region, &DashboardFilter::default()).await;
+    assert_eq!(row(&later, "tomsk").counts, counts(4, 1, 2, 1, 0, 1), "Tomsk after three days");
+    assert_eq!(later.counts, counts(5, 2, 2, 1, 0, 2), "the region after three days");
+
+    region.advance(days(27));
+    let late = everywhere(&region, &DashboardFilter::default()).await;
+    assert_eq!(row(&late, "tomsk").counts, counts(4, 1, 2, 1, 3, 1), "Tomsk after thirty days");
+    assert_eq!(row(&late, "seversk").counts, counts(1, 1, 0, 0, 1, 1), "Seversk after thirty days");
+    assert_eq!(late.counts, counts(5, 2, 2, 1, 4, 2), "the region after thirty days");
+    assert_sums("after thirty days", &late);
+    for (flag, expected) in [("overdue", late.counts.overdue), ("seenOverdue", late.counts.seen_overdue)] {
+        let filter = AppealFilter {
+            overdue: (flag == "overdue").then_some(true),
+            seen_overdue: (flag == "seenOverdue").then_some(true),
+            ..AppealFilter::default()
+        };
+        let listed = region.store.list_appeals(Scope::Everywhere, &filter, 100, None).await.expect("list");
+        assert_eq!(listed.total_count, expected, "the dashboard and the list agree on {flag}");
+    }
+
+    let seversk_only = DashboardFilter { municipality_code: Some(code("seversk")), ..DashboardFilter::default() };
+    let seversk = everywhere(&region, &seversk_only).await;
+    assert_eq!(seversk.municipalities.len(), 1, "a municipality filter gives one row");
+    assert_eq!(
+        (seversk.counts, row(&seversk, "seversk").counts),
+        (counts(1, 1, 0, 0, 1, 1), seversk.counts),
+        "Seversk"
+    );
+    let unknown = DashboardFilter { municipality_code: Some(code("atlantis")), ..DashboardFilter::default() };
+    let result = region.store.dashboard(Scope::Everywhere, &unknown).await;
+    assert_eq!(outcome(&result), "Invalid(municipalityCode)", "an unknown municipality");
+}
+
+async fn the_dashboard_reports_median_hours_to_reading_and_to_resolution(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    let (head, assistant) = (region.tomsk_head, region.tomsk_assistant);
+    let a = region.submit("tomsk", "A").await;
+    let b = region.submit("tomsk", "B").await;
+    let c = region.submit("tomsk", "C").await;
+    region.submit("tomsk", "D: never read").await;
+    let s = region.submit("seversk", "S").await;
+
+    region.advance(hours(2));
+    let a = region.apply(&head, &a, Command::MarkSeen).await; // read after 2 h
+    region.advance(hours(1) + chrono::TimeDelta::minutes(30));
+    region.apply(&region.seversk_head, &s, Command::MarkSeen).await; // read after 3.5 h
+    region.advance(chrono::TimeDelta::minutes(30));
+    let b = region.apply(&head, &b, Command::MarkSeen).await; // read after 4 h
+    region.advance(hours(1));
+    let c = region.apply(&head, &c, Command::MarkSeen).await; // read after 5 h
+    region.advance(hours(5));
+    region.apply(&assistant, &a, resolve(Outcome::Satisfied, "Сделано")).await; // resolved after 10 h
+    region.advance(hours(10));
+    region.apply(&assistant, &b, resolve(Outcome::Explained, "Разъяснено")).await; // resolved after 20 h
+    region.advance(hours(4));
+    let c = region.apply(&assistant, &c, resolve(Outcome::Declined, "Отказано")).await; // after 24 h…
+    let c = region.apply(&head, &c, reopen("Ответ не по существу")).await; // …but reopened
+
+    let dashboard = everywhere(&region, &DashboardFilter::default()).await;
+    let tomsk = row(&dashboard, "tomsk");
+    assert_eq!(tomsk.median_hours_to_seen, Some(4.0), "Tomsk's median hours to reading: of 2, 4 and 5");
+    assert_eq!(tomsk.median_hours_to_resolve, Some(15.0), "Tomsk's median hours to resolution: of 10 and 20");
+    let seversk = row(&dashboard, "seversk");
+    assert_eq!((seversk.median_hours_to_seen, seversk.median_hours_to_resolve), (Some(3.5), None), "Seversk");
+    assert_eq!(row(&dashboard, "kedrovy").median_hours_to_seen, None, "Kedrovy read nothing");
+
+    region.advance(hours(6));
+    region.apply(&head, &c, resolve(Outcome::Satisfied, "Сделано со второго раза")).await; // after 30 h
+    let dashboard = everywhere(&region, &DashboardFilter::default()).await;
+    let tomsk = row(&dashboard, "tomsk");
+    assert_eq!(tomsk.median_hours_to_seen, Some(4.0), "reopening does not change when an appeal was read");
+    assert_eq!(tomsk.median_hours_to_resolve, Some(20.0), "the current resolutions count: of 10, 20 and 30");
+    assert_eq!(tomsk.counts, counts(4, 1, 0, 3, 0, 0), "Tomsk’s counts: D is not yet three days old");
+    assert_eq!(region.now(), t0() + hours(30), "the clock moved as the comments say");
+}
+
+async fn a_municipal_scope_sees_one_row_of_its_own(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    let a = region.submit("tomsk", "A").await;
+    region.submit("tomsk", "B").await;
+    region.submit("seversk", "C").await;
+    region.advance(hours(3));
+    region.apply(&region.tomsk_head, &a, Command::MarkSeen).await;
+
+    let tomsk = Scope::Municipality(region.tomsk.id);
+    let own = region.store.dashboard(tomsk, &DashboardFilter::default()).await.expect("Tomsk's dashboard");
+    let codes: Vec<&str> = own.municipalities.iter().map(|row| row.municipality.code.as_str()).collect();
+    assert_eq!(codes, ["tomsk"], "a municipal scope has its own row only");
+    assert_eq!(own.counts, counts(2, 1, 1, 0, 0, 0), "Tomsk's totals, without Seversk's appeal");
+    assert_eq!(row(&own, "tomsk").median_hours_to_seen, Some(3.0), "Tomsk's median hours to reading");
+
+    let named = DashboardFilter { municipality_code: Some(code("tomsk")), ..DashboardFilter::default() };
+    let own_named = region.store.dashboard(tomsk, &named).await.expect("Tomsk's dashboard by name");
+    assert_eq!(own_named, own, "naming one's own municipality changes nothing");
+    let foreign = DashboardFilter { municipality_code: Some(code("seversk")), ..DashboardFilter::default() };
+    let outside = region.store.dashboard(tomsk, &foreign).await.expect("Seversk asked from Tomsk");
+    assert_eq!(
+        (outside.municipalities.len(), outside.counts),
+        (0, Counts::default()),
+        "a municipality out of scope shows nothing"
+    );
+}
+
+async fn the_dashboard_selects_appeals_by_time_of_receipt(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    region.submit("tomsk", "day one").await;
+    region.advance(days(1));
+    region.submit("tomsk", "day two").await;
+    region.submit("seversk", "day two").await;
+    region.advance(days(1));
+    region.submit("tomsk", "day three").await;
+
+    let window = |from: Option<i64>, to: Option<i64>| DashboardFilter {
+        from: from.map(|d| t0() + days(d)),
+        to: to.map(|d| t0() + days(d)),
+        ..DashboardFilter::default()
+    };
+    let cases = [
+        ("no window", window(None, None), 3, 1),
+        ("from day two, inclusive", window(Some(1), None), 2, 1),
+        ("to day two, exclusive", window(None, Some(1)), 1, 0),
+        ("day two alone", window(Some(1), Some(2)), 1, 1),
+        ("before everything", window(None, Some(0)), 0, 0),
+        ("after everything", window(Some(3), None), 0, 0),
+    ];
+    for (case, filter, tomsk, seversk) in cases {
+        let dashboard = everywhere(&region, &filter).await;
+        assert_eq!(dashboard.municipalities.len(), 20, "{case}: every municipality keeps its row");
+        assert_eq!(
+            (row(&dashboard, "tomsk").counts.total, row(&dashboard, "seversk").counts.total),
+            (tomsk, seversk),
+            "{case}: Tomsk's and Seversk's totals"
+        );
+        assert_eq!(dashboard.counts.total, tomsk + seversk, "{case}: the region's total");
+        assert_sums(case, &dashboard);
+    }
+}
