@@ -1,0 +1,199 @@
+//! The real `appeals` binary as a child process: built once per test run, started
+//! with `appeals serve` on a port of its own, killed with SIGKILL and started
+//! again on the same port and database, as an operator's supervisor would.
+//!
+//! Included by the tests that need it with `#[path = "support/process.rs"] mod process;`.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The `appeals` binary of this workspace, rebuilt once per test run so that it
+/// is never stale. Cargo builds a package's binaries only for that package's own
+/// tests, and the binary belongs to `appeals-api`, not to this package. (The same
+/// approach as `tests/service.rs`.)
+pub fn appeals_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let test_executable = std::env::current_exe().expect("the test's own path");
+        // Tests run from `target/<profile>/deps/`; binaries live in `target/<profile>/`.
+        let profile_dir = test_executable.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "-p",
+            "appeals-api",
+            "--bin",
+            "appeals",
+        ]);
+        if profile_dir.file_name().is_some_and(|name| name == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo should run");
+        assert!(status.success(), "`cargo build -p appeals-api --bin appeals` failed");
+        let binary = profile_dir.join(format!("appeals{}", std::env::consts::EXE_SUFFIX));
+        assert!(binary.is_file(), "no binary at {}", binary.display());
+        binary
+    })
+}
+
+/// A port that was free a moment ago: bound here and released, for a server to
+/// bind again. Another process could take it in between; on a test machine that
+/// is rare enough.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
+
+/// A few random bits without a dependency on `rand`: a fresh v4 UUID is 122
+/// random bits from the operating system.
+pub fn random_u64() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
+/// A random duration in `from..=to`.
+pub fn random_between(from: Duration, to: Duration) -> Duration {
+    let span = to.saturating_sub(from).as_millis() as u64;
+    from + Duration::from_millis(random_u64() % (span + 1))
+}
+
+/// An `appeals serve` process, killed on drop. Its standard error (the log) of
+/// every start goes to one file, shown when something fails.
+pub struct ServerProcess {
+    child: Option<Child>,
+    port: u16,
+    database_url: String,
+    extra_args: Vec<String>,
+    log: PathBuf,
+    starts: u32,
+}
+
+impl ServerProcess {
+    /// Starts `appeals serve --listen 127.0.0.1:PORT --database-url URL
+    /// [extra_args]` on a free port and waits until `/healthz` answers.
+    pub async fn start(database_url: &str, extra_args: &[&str]) -> ServerProcess {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("appeals-process-{}-{port}.log", uuid::Uuid::new_v4().simple()));
+        let mut server = ServerProcess {
+            child: None,
+            port,
+            database_url: database_url.to_owned(),
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            log,
+            starts: 0,
+        };
+        server.spawn_and_wait().await;
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`, the same across restarts.
+    pub fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many times the process has been started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// Kills the process with SIGKILL (what `Child::kill` sends on Unix): no
+    /// graceful shutdown, no chance to finish or flush anything. Waits until it is
+    /// gone, so that its port and database handles are released.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process if it still runs and starts it again on the same port
+    /// and database, waiting until `/healthz` answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn_and_wait().await;
+    }
+
+    /// Everything the process (in all its starts) wrote to standard error.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut file| file.read_to_string(&mut text));
+        text
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn spawn(&mut self) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("a log file");
+        let mut command = Command::new(appeals_binary());
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--database-url", &self.database_url])
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        // Only the flags given here configure the server, whatever the
+        // environment of the test run holds.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("APPEALS_") {
+                command.env_remove(name);
+            }
+        }
+        self.starts += 1;
+        command.spawn().expect("the binary should start")
+    }
+
+    /// Spawns the server and waits for `/healthz`. A process that exits at once
+    /// is started again a few times (its port may not be released yet); one that
+    /// keeps failing, or does not answer within 30 s, fails the test with its log.
+    async fn spawn_and_wait(&mut self) {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("a client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut early_exits = 0;
+        let mut child = self.spawn();
+        loop {
+            let answered = client.get(format!("{}/healthz", self.address())).send().await;
+            // An answer counts only while our own process runs: one that failed to
+            // bind must not be mistaken for whatever else answers on the port.
+            if let (Ok(response), Ok(None)) = (answered, child.try_wait()) {
+                assert_eq!(response.status(), 200, "/healthz of the started server");
+                self.child = Some(child);
+                return;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                early_exits += 1;
+                assert!(early_exits < 5, "`appeals serve` exited with {status}, {early_exits} times:\n{}", self.log());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                child = self.spawn();
+                continue;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`appeals serve` did not answer /healthz within 30 s:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
