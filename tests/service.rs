@@ -1,0 +1,399 @@
+//! The service around the API: the probes, the metrics, GraphiQL, request ids, and
+//! the `appeals` binary itself (`migrate`, `user add`, `serve`, `audit verify`),
+//! run as a separate process on a temporary SQLite file.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use appeals_core::Role;
+use serde_json::{Value, json};
+use support::{Backend, spawn_app};
+
+/// The `appeals` binary of this workspace, rebuilt once per test run so that it
+/// is never stale. Cargo builds a package's binaries only for that package's own
+/// tests, and the binary belongs to `appeals-api`, not to this package.
+fn appeals_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let test_executable = std::env::current_exe().expect("the test's own path");
+        // Tests run from `target/<profile>/deps/`; binaries live in `target/<profile>/`.
+        let profile_dir = test_executable.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "-p",
+            "appeals-api",
+            "--bin",
+            "appeals",
+        ]);
+        // Cargo gives this test the variables of its own package (`CARGO_PKG_*`
+        // and the like). Some build scripts (ring's) track those, so passing them
+        // on would make this build, and the next ordinary one, rebuild half the tree.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_this_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || ["CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&name.as_ref());
+            if set_for_this_test {
+                build.env_remove(name.as_ref());
+            }
+        }
+        if profile_dir.file_name().is_some_and(|name| name == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo should run");
+        assert!(status.success(), "`cargo build -p appeals-api --bin appeals` failed");
+        let binary = profile_dir.join(format!("appeals{}", std::env::consts::EXE_SUFFIX));
+        assert!(binary.is_file(), "no binary at {}", binary.display());
+        binary
+    })
+}
+
+/// A temporary SQLite database file, removed (with its WAL) on drop.
+struct DatabaseFile {
+    path: PathBuf,
+}
+
+impl DatabaseFile {
+    fn new() -> DatabaseFile {
+        let path = std::env::temp_dir().join(format!("appeals-cli-{}.db", uuid::Uuid::new_v4().simple()));
+        DatabaseFile { path }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+}
+
+impl Drop for DatabaseFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
+/// Runs `appeals` with `args` and `--database-url` of `database`.
+fn appeals(database: &DatabaseFile, args: &[&str]) -> Output {
+    Command::new(appeals_binary())
+        .args(args)
+        .args(["--database-url", &database.url()])
+        .env_remove("APPEALS_DATABASE_URL")
+        .output()
+        .expect("the binary should start")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `appeals user add`; returns the token, the last line of standard output.
+fn add_user(database: &DatabaseFile, name: &str, role: &str, municipality: Option<&str>) -> String {
+    let mut args = vec!["user", "add", "--name", name, "--role", role];
+    if let Some(code) = municipality {
+        args.extend(["--municipality", code]);
+    }
+    let output = appeals(database, &args);
+    assert!(output.status.success(), "user add --role {role}: {}", describe(&output));
+    let printed = stdout(&output);
+    let token = printed.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        !token.is_empty() && !token.contains(char::is_whitespace),
+        "the last line of stdout should be the token alone: {printed:?}"
+    );
+    token
+}
+
+/// An `appeals serve` process, killed on drop.
+struct Server {
+    child: Child,
+    address: String,
+    log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `appeals serve` on `database` and waits until `/healthz` answers.
+    async fn start(database: &DatabaseFile) -> Server {
+        // The port is picked by binding it here and releasing it; the server binds
+        // it again a moment later.
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port();
+        let log = database.path.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("a log file");
+        let child = Command::new(appeals_binary())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database.url()])
+            .env_remove("APPEALS_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("the binary should start");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client");
+        let mut server = Server { child, address: format!("http://127.0.0.1:{port}"), log, client };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = server.client.get(format!("{}/healthz", server.address)).send().await {
+                assert_eq!(response.status(), 200, "/healthz of the started server");
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("`appeals serve` exited with {status}:\n{}", server.log());
+            }
+            assert!(Instant::now() < deadline, "`appeals serve` did not answer within 30 s:\n{}", server.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("the server should answer");
+        response.json().await.expect("a JSON answer")
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("the server should answer")
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut file| file.read_to_string(&mut text));
+        text
+    }
+
+    /// Stops the server and waits until it has exited (and so released the
+    /// database file).
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+const SUBMIT: &str = "mutation($input: SubmitAppealInput!) { submitAppeal(input: $input) { appeal { id number } } }";
+
+fn submission(text: &str) -> Value {
+    json!({ "input": { "municipalityCode": "tomsk", "channel": "WEB", "text": text } })
+}
+
+/// Overwrites, in the database file itself, the first occurrence of `original`
+/// with `forged` (as long), the way someone editing the file behind the
+/// service's back would: `UPDATE appeal_event SET note = …` without the API.
+/// The first occurrence is the event's `note` column, which SQLite stores before
+/// the event's `data`. The database must be closed and checkpointed (no WAL).
+fn forge_in_file(database: &DatabaseFile, original: &str, forged: &str) {
+    assert_eq!(original.len(), forged.len(), "a forgery of the same length keeps the file well-formed");
+    let wal = PathBuf::from(format!("{}-wal", database.path.display()));
+    let wal_size = std::fs::metadata(&wal).map(|metadata| metadata.len()).unwrap_or(0);
+    assert_eq!(wal_size, 0, "the write-ahead log should be checkpointed into the file before forging");
+    let mut bytes = std::fs::read(&database.path).expect("the database file");
+    let at = bytes
+        .windows(original.len())
+        .position(|window| window == original.as_bytes())
+        .unwrap_or_else(|| panic!("{original:?} should be in the database file"));
+    bytes[at..at + forged.len()].copy_from_slice(forged.as_bytes());
+    std::fs::write(&database.path, bytes).expect("the forged database file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probes_answer_and_graphiql_is_served() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200, "/healthz");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200, "/readyz");
+
+    let graphiql = app.get("/graphql").await;
+    assert_eq!(graphiql.status(), 200, "GET /graphql");
+    let content_type = graphiql.headers().get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
+    assert!(content_type.starts_with("text/html"), "GraphiQL is HTML: {content_type}");
+    let page = graphiql.text().await.expect("a page");
+    assert!(page.to_lowercase().contains("graphiql"), "GraphiQL page: {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_its_own_request_id() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let token = app.token(Role::GovernorOffice, None).await;
+    let graphql = format!("{}/graphql", app.address);
+    let requests = [
+        ("GET /healthz", app.client.get(format!("{}/healthz", app.address))),
+        ("GET /readyz", app.client.get(format!("{}/readyz", app.address))),
+        ("GET /metrics", app.client.get(format!("{}/metrics", app.address))),
+        ("GET /graphql", app.client.get(&graphql)),
+        ("GET of an unknown path", app.client.get(format!("{}/nowhere", app.address))),
+        ("POST /graphql", app.client.post(&graphql).bearer_auth(&token).json(&json!({ "query": "{ me { id } }" }))),
+        ("POST /graphql without a token", app.client.post(&graphql).json(&json!({ "query": "{ me { id } }" }))),
+        (
+            "POST /graphql of malformed JSON",
+            app.client.post(&graphql).header("content-type", "application/json").body("{"),
+        ),
+        ("POST /graphql over the body limit", app.client.post(&graphql).body(vec![b' '; 1024 * 1024 + 1])),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (case, request) in requests {
+        let response = send_retrying_broken_connections(case, request).await;
+        let id = response.headers().get("x-request-id").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let id = id.unwrap_or_else(|| panic!("{case} (HTTP {}): no x-request-id", response.status()));
+        assert!(!id.is_empty(), "{case}: an empty x-request-id");
+        assert!(seen.insert(id.clone()), "{case}: the request id {id} was given twice");
+    }
+}
+
+/// Sends `request`, trying again (twice at most) if the connection breaks: a
+/// server that refuses an oversized body with 413 before reading all of it may
+/// close the connection while the client is still writing.
+async fn send_retrying_broken_connections(case: &str, request: reqwest::RequestBuilder) -> reqwest::Response {
+    for _ in 0..2 {
+        let attempt = request.try_clone().expect("a request without a streamed body");
+        if let Ok(response) = attempt.send().await {
+            return response;
+        }
+    }
+    request.send().await.unwrap_or_else(|error| panic!("{case}: {error}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_counts_requests_and_submissions_in_its_metrics() {
+    let database = DatabaseFile::new();
+    let migrated = appeals(&database, &["migrate"]);
+    assert!(migrated.status.success(), "migrate: {}", describe(&migrated));
+    let intake = add_user(&database, "Бот приёма", "intake", None);
+    let server = Server::start(&database).await;
+
+    let submitted = server.graphql(&intake, SUBMIT, submission("Не горят фонари")).await;
+    assert!(submitted["data"]["submitAppeal"]["appeal"]["id"].is_string(), "{submitted}");
+
+    let metrics = server.get("/metrics").await;
+    assert_eq!(metrics.status(), 200, "/metrics");
+    let text = metrics.text().await.expect("the metrics");
+    for name in ["appeals_http_requests_total", "appeals_submitted_total"] {
+        assert!(text.contains(&format!("# TYPE {name} counter")), "{name} should be a counter in:\n{text}");
+        let sample = text.lines().find(|line| line.starts_with(name) && !line.starts_with('#'));
+        let value = sample.and_then(|line| line.rsplit(' ').next()).and_then(|value| value.parse::<f64>().ok());
+        assert!(value.is_some_and(|value| value >= 1.0), "{name} should count at least one, in:\n{text}");
+    }
+    assert!(
+        text.lines().any(|line| line.starts_with("appeals_http_requests_total") && line.contains("path=\"/graphql\"")),
+        "the POST /graphql request should be counted, in:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_migrates_adds_a_user_and_serves_with_its_token() {
+    let database = DatabaseFile::new();
+    let migrated = appeals(&database, &["migrate"]);
+    assert!(migrated.status.success(), "migrate: {}", describe(&migrated));
+    let again = appeals(&database, &["migrate"]);
+    assert!(again.status.success(), "migrate is idempotent: {}", describe(&again));
+
+    let governor = add_user(&database, "Ситуационный центр", "governor-office", None);
+    let head = add_user(&database, "Глава Северска", "HEAD", Some("seversk"));
+    let auditor = add_user(&database, "Аудитор", "Auditor", None);
+
+    let server = Server::start(&database).await;
+    let me = "{ me { name role municipality { code } } }";
+    let governor_view = server.graphql(&governor, me, json!({})).await;
+    assert_eq!(
+        governor_view["data"]["me"],
+        json!({ "name": "Ситуационный центр", "role": "GOVERNOR_OFFICE", "municipality": null }),
+        "{governor_view}"
+    );
+    let head_view = server.graphql(&head, me, json!({})).await;
+    assert_eq!(head_view["data"]["me"]["role"], "HEAD", "{head_view}");
+    assert_eq!(head_view["data"]["me"]["municipality"]["code"], "seversk", "{head_view}");
+    let auditor_view = server.graphql(&auditor, me, json!({})).await;
+    assert_eq!(auditor_view["data"]["me"]["role"], "AUDITOR", "{auditor_view}");
+    let stranger = server.graphql("apl_not-a-token", me, json!({})).await;
+    assert_eq!(support::error_code(&stranger), Some("UNAUTHENTICATED"), "{stranger}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_refuses_users_that_break_the_rules() {
+    let database = DatabaseFile::new();
+    let migrated = appeals(&database, &["migrate"]);
+    assert!(migrated.status.success(), "migrate: {}", describe(&migrated));
+    let cases: [(&str, &[&str]); 5] = [
+        ("a head without a municipality", &["--name", "Глава", "--role", "head"]),
+        ("an assistant without a municipality", &["--name", "Помощник", "--role", "assistant"]),
+        ("an auditor with a municipality", &["--name", "Аудитор", "--role", "auditor", "--municipality", "tomsk"]),
+        ("an unknown role", &["--name", "Мэр", "--role", "mayor"]),
+        ("an unknown municipality", &["--name", "Глава", "--role", "head", "--municipality", "atlantis"]),
+    ];
+    for (case, args) in cases {
+        let output = appeals(&database, &[&["user", "add"], args].concat());
+        assert!(!output.status.success(), "{case}: should fail: {}", describe(&output));
+        assert!(!output.stderr.is_empty(), "{case}: should say why on stderr: {}", describe(&output));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_passes_an_intact_history_and_names_the_forged_event() {
+    let database = DatabaseFile::new();
+    let migrated = appeals(&database, &["migrate"]);
+    assert!(migrated.status.success(), "migrate: {}", describe(&migrated));
+    let intake = add_user(&database, "Бот приёма", "intake", None);
+    let assistant = add_user(&database, "Помощник", "assistant", Some("tomsk"));
+
+    let server = Server::start(&database).await;
+    let mut appeals_made = Vec::new();
+    for text in ["Разбита дорога на Ленина", "Не работает лифт"] {
+        let submitted = server.graphql(&intake, SUBMIT, submission(text)).await;
+        let appeal = submitted["data"]["submitAppeal"]["appeal"].clone();
+        assert!(appeal["id"].is_string(), "{submitted}");
+        appeals_made.push(appeal);
+    }
+    let (forged_appeal, intact_appeal) = (&appeals_made[0], &appeals_made[1]);
+    let note = "mutation($id: ID!, $text: String!) { addNote(id: $id, text: $text) { event { seq } } }";
+    let original = "Original note 4f1c9e2a7b";
+    let noted = server.graphql(&assistant, note, json!({ "id": forged_appeal["id"], "text": original })).await;
+    assert_eq!(noted["data"]["addNote"]["event"]["seq"], 2, "{noted}");
+    server.stop();
+
+    // Verifying also closes the last connection, which checkpoints the WAL into the file.
+    let intact = appeals(&database, &["audit", "verify"]);
+    assert_eq!(intact.status.code(), Some(0), "an intact database verifies: {}", describe(&intact));
+
+    forge_in_file(&database, original, "Forged!! note 4f1c9e2a7b");
+    let broken = appeals(&database, &["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1), "a forged event fails verification: {}", describe(&broken));
+    let report = stdout(&broken);
+    let (id, number) = (forged_appeal["id"].as_str().unwrap(), forged_appeal["number"].as_str().unwrap());
+    assert!(report.contains(id) || report.contains(number), "the report names the appeal {number} ({id}): {report}");
+    assert!(report.contains("seq 2"), "the report names the forged event, seq 2: {report}");
+
+    let one = appeals(&database, &["audit", "verify", "--appeal", id]);
+    assert_eq!(one.status.code(), Some(1), "verifying the forged appeal alone: {}", describe(&one));
+    let other = appeals(&database, &["audit", "verify", "--appeal", intact_appeal["id"].as_str().unwrap()]);
+    assert_eq!(other.status.code(), Some(0), "the other appeal still verifies: {}", describe(&other));
+}
