@@ -3,60 +3,19 @@
 //! run as a separate process on a temporary SQLite file.
 
 mod support;
+#[path = "support/process.rs"]
+mod process;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use appeals_core::Role;
+use process::appeals_binary;
 use serde_json::{Value, json};
 use support::{Backend, spawn_app};
-
-/// The `appeals` binary of this workspace, rebuilt once per test run so that it
-/// is never stale. Cargo builds a package's binaries only for that package's own
-/// tests, and the binary belongs to `appeals-api`, not to this package.
-fn appeals_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let test_executable = std::env::current_exe().expect("the test's own path");
-        // Tests run from `target/<profile>/deps/`; binaries live in `target/<profile>/`.
-        let profile_dir = test_executable.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "-p",
-            "appeals-api",
-            "--bin",
-            "appeals",
-        ]);
-        // Cargo gives this test the variables of its own package (`CARGO_PKG_*`
-        // and the like). Some build scripts (ring's) track those, so passing them
-        // on would make this build, and the next ordinary one, rebuild half the tree.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let set_for_this_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"]
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
-                || ["CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&name.as_ref());
-            if set_for_this_test {
-                build.env_remove(name.as_ref());
-            }
-        }
-        if profile_dir.file_name().is_some_and(|name| name == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo should run");
-        assert!(status.success(), "`cargo build -p appeals-api --bin appeals` failed");
-        let binary = profile_dir.join(format!("appeals{}", std::env::consts::EXE_SUFFIX));
-        assert!(binary.is_file(), "no binary at {}", binary.display());
-        binary
-    })
-}
 
 /// A temporary SQLite database file, removed (with its WAL) on drop.
 struct DatabaseFile {

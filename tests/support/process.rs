@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 /// The `appeals` binary of this workspace, rebuilt once per test run so that it
 /// is never stale. Cargo builds a package's binaries only for that package's own
-/// tests, and the binary belongs to `appeals-api`, not to this package. (The same
-/// approach as `tests/service.rs`.)
+/// tests, and the binary belongs to `appeals-api`, not to this package.
 pub fn appeals_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
@@ -33,6 +32,19 @@ pub fn appeals_binary() -> &'static Path {
             "--bin",
             "appeals",
         ]);
+        // Cargo gives this test the variables of its own package (`CARGO_PKG_*`
+        // and the like). Some build scripts (ring's) track those, so passing them
+        // on would make this build, and the next ordinary one, rebuild half the tree.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_this_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || ["CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&name.as_ref());
+            if set_for_this_test {
+                build.env_remove(name.as_ref());
+            }
+        }
         if profile_dir.file_name().is_some_and(|name| name == "release") {
             build.arg("--release");
         }

@@ -54,12 +54,15 @@ impl Application {
     /// Connects to the database, applies pending migrations, builds the schema
     /// and binds the listener (port 0 picks a free port).
     pub async fn build(config: ServerConfig) -> anyhow::Result<Application> {
+        telemetry::metrics();
         let store = Store::open(&config.database_url, config.pool).await?.with_policy(config.policy);
         Self::build_with_store(config, store).await
     }
 
     /// As [`Application::build`], on a store the caller opened (and migrated).
     pub async fn build_with_store(config: ServerConfig, store: Store) -> anyhow::Result<Application> {
+        // Installed now, not at the first scrape, so that nothing before it is lost.
+        telemetry::metrics();
         let schema = schema::build(store.clone(), EventBus::default(), config.limits);
         let state = AppState { schema, store: store.clone(), limiter: CallerLimiter::new(config.rate_limit) };
         let router = router(state, &config);

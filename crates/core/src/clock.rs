@@ -18,6 +18,25 @@ pub fn to_storage_precision(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(at)
 }
 
+/// The earliest and latest instants every supported database stores (years 1 to
+/// 9999); PostgreSQL refuses some beyond them, and their text forms stop sorting
+/// in order on SQLite.
+pub fn storable_range() -> (DateTime<Utc>, DateTime<Utc>) {
+    let first = DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let last = DateTime::from_timestamp(253_402_300_799, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    (first, last)
+}
+
+/// Checks that a timestamp from a client lies in [`storable_range`].
+pub fn check_storable(field: &'static str, at: DateTime<Utc>) -> Result<DateTime<Utc>, crate::text::InvalidInput> {
+    let (first, last) = storable_range();
+    if (first..=last).contains(&at) {
+        Ok(at)
+    } else {
+        Err(crate::text::InvalidInput::new(field, "must be a time between the years 1 and 9999"))
+    }
+}
+
 /// The wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

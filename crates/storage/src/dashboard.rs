@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use appeals_core::text::MunicipalityCode;
+use appeals_core::clock::check_storable;
 use appeals_core::{InvalidInput, MunicipalityId, Scope, Status};
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
@@ -80,10 +81,10 @@ impl Store {
         let ids: Vec<Uuid> = municipalities.iter().map(|m| m.id.as_uuid()).collect();
         let mut condition = Condition::all().add(appeal::Column::MunicipalityId.is_in(ids));
         if let Some(from) = filter.from {
-            condition = condition.add(appeal::Column::ReceivedAt.gte(from));
+            condition = condition.add(appeal::Column::ReceivedAt.gte(check_storable("from", from)?));
         }
         if let Some(to) = filter.to {
-            condition = condition.add(appeal::Column::ReceivedAt.lt(to));
+            condition = condition.add(appeal::Column::ReceivedAt.lt(check_storable("to", to)?));
         }
 
         let txn = begin_read(self.db()).await?;

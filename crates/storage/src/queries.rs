@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use appeals_core::clock::check_storable;
 use appeals_core::text::{MunicipalityCode, fold_for_search};
 use appeals_core::{Appeal, AppealId, Channel, InvalidInput, Priority, Scope, Status};
 use chrono::{DateTime, TimeZone, Utc};
@@ -60,6 +61,7 @@ impl Cursor {
         let (micros, id) = plain.split_once('/').ok_or_else(invalid)?;
         let micros: i64 = micros.parse().map_err(|_| invalid())?;
         let received_at = Utc.timestamp_micros(micros).single().ok_or_else(invalid)?;
+        let received_at = check_storable("after", received_at).map_err(|_| invalid())?;
         Ok(Cursor { received_at, id: id.parse().map_err(|_| invalid())? })
     }
 }
@@ -79,8 +81,14 @@ impl Store {
         row.map(Appeal::try_from).transpose()
     }
 
+    /// The appeal registered as `number`; a number that could never have been
+    /// issued (control characters, over 100 characters) is `Invalid`.
     pub async fn appeal_by_number(&self, number: &str) -> Result<Option<Appeal>> {
-        let row = appeal::Entity::find().filter(appeal::Column::Number.eq(number.trim())).one(self.db()).await?;
+        let number = number.trim();
+        if number.chars().count() > 100 || number.chars().any(char::is_control) {
+            return Err(InvalidInput::new("number", "is not a registration number").into());
+        }
+        let row = appeal::Entity::find().filter(appeal::Column::Number.eq(number)).one(self.db()).await?;
         row.map(Appeal::try_from).transpose()
     }
 
@@ -167,14 +175,17 @@ impl Store {
             condition = condition.add(if seen_overdue { is_seen_overdue } else { is_seen_overdue.not() });
         }
         if let Some(from) = filter.received_from {
-            condition = condition.add(appeal::Column::ReceivedAt.gte(from));
+            condition = condition.add(appeal::Column::ReceivedAt.gte(check_storable("receivedFrom", from)?));
         }
         if let Some(to) = filter.received_to {
-            condition = condition.add(appeal::Column::ReceivedAt.lt(to));
+            condition = condition.add(appeal::Column::ReceivedAt.lt(check_storable("receivedTo", to)?));
         }
         if let Some(text) = filter.text.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
             if text.chars().count() > MAX_SEARCH_CHARS {
                 return Err(InvalidInput::new("text", format!("must be at most {MAX_SEARCH_CHARS} characters")).into());
+            }
+            if text.chars().any(char::is_control) {
+                return Err(InvalidInput::new("text", "must not contain control characters").into());
             }
             let pattern = format!("%{}%", escape_like(&fold_for_search(text)));
             condition = condition.add(Expr::col(appeal::Column::TextFolded).like(LikeExpr::new(pattern).escape('\\')));
