@@ -27,7 +27,11 @@ async fn an_appeal_lives_from_receipt_to_resolution(backend: Backend) {
     assert!(appeal["number"].as_str().unwrap().starts_with("TOMSK-"), "{appeal}");
 
     let premature = app
-        .graphql(Some(&assistant), RESOLVE, json!({ "id": id, "v": 1, "input": { "outcome": "SATISFIED", "response": "Готово" } }))
+        .graphql(
+            Some(&assistant),
+            RESOLVE,
+            json!({ "id": id, "v": 1, "input": { "outcome": "SATISFIED", "response": "Готово" } }),
+        )
         .await;
     assert_eq!(error_code(&premature), Some("INVALID_TRANSITION"), "{premature}");
 
@@ -37,13 +41,20 @@ async fn an_appeal_lives_from_receipt_to_resolution(backend: Backend) {
     let seen = app.graphql(Some(&head), SEE, json!({ "id": id, "v": 1 })).await;
     assert_eq!(seen["data"]["markSeen"]["appeal"]["status"], "SEEN", "{seen}");
     assert_eq!(seen["data"]["markSeen"]["appeal"]["version"], 2);
-    assert_eq!(seen["data"]["markSeen"]["event"], json!({ "seq": 2, "kind": "SEEN", "fromStatus": "RECEIVED", "toStatus": "SEEN" }));
+    assert_eq!(
+        seen["data"]["markSeen"]["event"],
+        json!({ "seq": 2, "kind": "SEEN", "fromStatus": "RECEIVED", "toStatus": "SEEN" })
+    );
 
     let stale = app.graphql(Some(&head), SEE, json!({ "id": id, "v": 1 })).await;
     assert_eq!(error_code(&stale), Some("VERSION_CONFLICT"), "{stale}");
 
     let resolved = app
-        .graphql(Some(&assistant), RESOLVE, json!({ "id": id, "v": 2, "input": { "outcome": "SATISFIED", "response": "  Яму заделали  " } }))
+        .graphql(
+            Some(&assistant),
+            RESOLVE,
+            json!({ "id": id, "v": 2, "input": { "outcome": "SATISFIED", "response": "  Яму заделали  " } }),
+        )
         .await;
     let resolution = &resolved["data"]["resolveAppeal"]["appeal"];
     assert_eq!(resolution["status"], "RESOLVED", "{resolved}");
@@ -57,7 +68,11 @@ async fn an_appeal_lives_from_receipt_to_resolution(backend: Backend) {
     assert_eq!(reopened["resolvedAt"], json!(null));
 
     let again = app
-        .graphql(Some(&head), RESOLVE, json!({ "id": id, "v": 4, "input": { "outcome": "EXPLAINED", "response": "Переделали" } }))
+        .graphql(
+            Some(&head),
+            RESOLVE,
+            json!({ "id": id, "v": 4, "input": { "outcome": "EXPLAINED", "response": "Переделали" } }),
+        )
         .await;
     assert_eq!(again["data"]["resolveAppeal"]["appeal"]["version"], 5, "{again}");
 
@@ -86,7 +101,10 @@ async fn the_list_and_the_dashboard_see_every_committed_change(backend: Backend)
     let governor_view = app.graphql(Some(&governor), query, json!({})).await;
     assert_eq!(governor_view["data"]["appeals"]["totalCount"], 2, "{governor_view}");
     let dashboard = &governor_view["data"]["dashboard"];
-    assert_eq!((dashboard["total"].as_i64(), dashboard["received"].as_i64(), dashboard["seen"].as_i64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(
+        (dashboard["total"].as_i64(), dashboard["received"].as_i64(), dashboard["seen"].as_i64()),
+        (Some(3), Some(2), Some(1))
+    );
     let rows = dashboard["municipalities"].as_array().unwrap();
     assert_eq!(rows.len(), 20, "every municipality has a row, the empty ones too");
     let seversk = rows.iter().find(|row| row["municipality"]["code"] == "seversk").unwrap();

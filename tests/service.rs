@@ -2,9 +2,9 @@
 //! the `appeals` binary itself (`migrate`, `user add`, `serve`, `audit verify`),
 //! run as a separate process on a temporary SQLite file.
 
-mod support;
 #[path = "support/process.rs"]
 mod process;
+mod support;
 
 use std::io::Read;
 use std::net::TcpListener;

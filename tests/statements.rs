@@ -14,11 +14,8 @@ const PAGE: &str = "{ appeals(first: 100) { totalCount edges { cursor node { id 
 async fn a_page_of_a_hundred_appeals_with_history_costs_a_handful_of_statements(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let governor = app.token(Role::GovernorOffice, None).await;
-    let (intake, _) = app
-        .store
-        .create_user(appeals_core::text::PersonName::parse("bot").unwrap(), Role::Intake, None)
-        .await
-        .unwrap();
+    let (intake, _) =
+        app.store.create_user(appeals_core::text::PersonName::parse("bot").unwrap(), Role::Intake, None).await.unwrap();
     let codes = ["tomsk", "seversk", "kedrovy", "strezhevoy"];
     let mut heads = Vec::new();
     for code in codes {

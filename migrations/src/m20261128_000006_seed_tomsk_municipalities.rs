@@ -39,8 +39,10 @@ impl MigrationTrait for Migration {
             .into_iter()
             .map(|seed| seed.code)
             .collect();
-        let delete =
-            Query::delete().from_table(Municipality::Table).and_where(Expr::col(Municipality::Code).is_in(codes)).to_owned();
+        let delete = Query::delete()
+            .from_table(Municipality::Table)
+            .and_where(Expr::col(Municipality::Code).is_in(codes))
+            .to_owned();
         manager.execute(delete).await.map(|_| ())
     }
 }

@@ -10,8 +10,8 @@ use appeals_api::{Application, ServerConfig};
 use appeals_core::Role;
 use appeals_core::text::{MunicipalityCode, PersonName};
 use appeals_storage::Store;
-use appeals_storage::testing::ThrowawayDatabase;
 pub use appeals_storage::testing::Backend;
+use appeals_storage::testing::ThrowawayDatabase;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -102,11 +102,8 @@ impl TestApp {
 
     /// Posts raw bytes to `/graphql`.
     pub async fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .header("content-type", "application/json")
-            .body(body);
+        let mut request =
+            self.client.post(format!("{}/graphql", self.address)).header("content-type", "application/json").body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -74,10 +74,7 @@ pub struct DatabaseArgs {
 
 impl DatabaseArgs {
     pub fn pool(&self) -> PoolSettings {
-        PoolSettings {
-            max_connections: self.database_pool_size.max(1),
-            acquire_timeout: to_std(self.database_timeout),
-        }
+        PoolSettings { max_connections: self.database_pool_size.max(1), acquire_timeout: to_std(self.database_timeout) }
     }
 }
 
@@ -224,7 +221,8 @@ mod tests {
 
     #[test]
     fn options_follow_the_subcommand() {
-        let cli = Cli::try_parse_from(["appeals", "serve", "--listen", "0.0.0.0:9000", "--seen-within", "72h"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["appeals", "serve", "--listen", "0.0.0.0:9000", "--seen-within", "72h"]).unwrap();
         let Command::Serve(args) = cli.command else { panic!("expected serve") };
         let config = ServerConfig::from(args);
         assert_eq!(config.listen.port(), 9000);

@@ -29,7 +29,8 @@ impl FromStr for PolicyDuration {
     type Err = InvalidInput;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidInput::new("duration", format!("`{raw}` is not a duration such as 30d, 72h, 15m or 90s"));
+        let invalid =
+            || InvalidInput::new("duration", format!("`{raw}` is not a duration such as 30d, 72h, 15m or 90s"));
         let mut total = TimeDelta::zero();
         let mut digits = String::new();
         for c in raw.trim().chars() {

@@ -50,13 +50,29 @@ pub enum EventData {
         due_at: DateTime<Utc>,
     },
     /// The triage fields as they stand after the command.
-    Triaged { priority: Priority, category: Option<Category>, tags: Vec<Tag> },
-    NoteAdded { text: NoteText },
+    Triaged {
+        priority: Priority,
+        category: Option<Category>,
+        tags: Vec<Tag>,
+    },
+    NoteAdded {
+        text: NoteText,
+    },
     Seen,
     /// `due_at` is the new answer deadline.
-    DeadlineExtended { days: ExtensionDays, reason: Reason, due_at: DateTime<Utc> },
-    Resolved { outcome: Outcome, response: ResponseText, duplicate_of: Option<AppealId> },
-    Reopened { reason: Reason },
+    DeadlineExtended {
+        days: ExtensionDays,
+        reason: Reason,
+        due_at: DateTime<Utc>,
+    },
+    Resolved {
+        outcome: Outcome,
+        response: ResponseText,
+        duplicate_of: Option<AppealId>,
+    },
+    Reopened {
+        reason: Reason,
+    },
 }
 
 impl EventData {
@@ -202,7 +218,11 @@ pub struct ChainAnchor<'a> {
 
 /// Verifies the chain of one appeal's events, given in stored order, and that it
 /// ends where `anchor` says. Returns the number of events checked.
-pub fn verify_chain(appeal_id: AppealId, events: &[RecordedEvent], anchor: ChainAnchor<'_>) -> Result<usize, ChainBreak> {
+pub fn verify_chain(
+    appeal_id: AppealId,
+    events: &[RecordedEvent],
+    anchor: ChainAnchor<'_>,
+) -> Result<usize, ChainBreak> {
     let mut previous_hash = "";
     for (index, event) in events.iter().enumerate() {
         let position = i32::try_from(index + 1).unwrap_or(i32::MAX);
@@ -222,10 +242,16 @@ pub fn verify_chain(appeal_id: AppealId, events: &[RecordedEvent], anchor: Chain
         return Err(ChainBreak { seq: checked + 1, reason: "the history ends before the appeal says it does" });
     }
     if checked > anchor.seq {
-        return Err(ChainBreak { seq: anchor.seq + 1, reason: "the history goes on past where the appeal says it ends" });
+        return Err(ChainBreak {
+            seq: anchor.seq + 1,
+            reason: "the history goes on past where the appeal says it ends",
+        });
     }
     if previous_hash != anchor.hash {
-        return Err(ChainBreak { seq: checked.max(1), reason: "the history does not end where the appeal says it does" });
+        return Err(ChainBreak {
+            seq: checked.max(1),
+            reason: "the history does not end where the appeal says it does",
+        });
     }
     Ok(events.len())
 }

@@ -28,7 +28,9 @@ pub use access::{AccessDenied, Actor, Operation, Reach, Role, Scope, authorize, 
 pub use appeal::{Appeal, Channel, Outcome, Priority, Resolution, Status, Submission};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{DeadlinePolicy, ExtensionDays, PolicyDuration};
-pub use events::{ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, ReplayError, replay, verify_chain};
+pub use events::{
+    ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, ReplayError, replay, verify_chain,
+};
 pub use id::{AppealId, MunicipalityId, UserId};
 pub use text::InvalidInput;
 pub use transition::{Applied, Command, CommandError};

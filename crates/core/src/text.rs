@@ -31,16 +31,10 @@ fn bounded(field: &'static str, raw: &str, max_chars: usize) -> Result<String, I
     }
     let length = trimmed.chars().count();
     if length > max_chars {
-        return Err(InvalidInput::new(
-            field,
-            format!("must be at most {max_chars} characters, got {length}"),
-        ));
+        return Err(InvalidInput::new(field, format!("must be at most {max_chars} characters, got {length}")));
     }
     if let Some(bad) = trimmed.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(InvalidInput::new(
-            field,
-            format!("must not contain the control character U+{:04X}", bad as u32),
-        ));
+        return Err(InvalidInput::new(field, format!("must not contain the control character U+{:04X}", bad as u32)));
     }
     Ok(trimmed.to_owned())
 }

@@ -32,12 +32,27 @@ use crate::text::{Category, InvalidInput, NoteText, Reason, ResponseText, Tag};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Sets any of priority, category and tags; fields left `None` stay as they are.
-    Triage { priority: Option<Priority>, category: Option<Category>, tags: Option<Vec<Tag>> },
-    AddNote { text: NoteText },
+    Triage {
+        priority: Option<Priority>,
+        category: Option<Category>,
+        tags: Option<Vec<Tag>>,
+    },
+    AddNote {
+        text: NoteText,
+    },
     MarkSeen,
-    ExtendDeadline { days: ExtensionDays, reason: Reason },
-    Resolve { outcome: Outcome, response: ResponseText, duplicate_of: Option<AppealId> },
-    Reopen { reason: Reason },
+    ExtendDeadline {
+        days: ExtensionDays,
+        reason: Reason,
+    },
+    Resolve {
+        outcome: Outcome,
+        response: ResponseText,
+        duplicate_of: Option<AppealId>,
+    },
+    Reopen {
+        reason: Reason,
+    },
 }
 
 /// Why a command was refused. Nothing changes when one is.
@@ -225,7 +240,9 @@ impl Appeal {
 /// appeal cannot duplicate itself.
 fn check_duplicate_of(id: AppealId, outcome: Outcome, duplicate_of: Option<AppealId>) -> Result<(), InvalidInput> {
     match (outcome, duplicate_of) {
-        (Outcome::Duplicate, None) => Err(InvalidInput::new("duplicateOf", "is required when the outcome is DUPLICATE")),
+        (Outcome::Duplicate, None) => {
+            Err(InvalidInput::new("duplicateOf", "is required when the outcome is DUPLICATE"))
+        }
         (Outcome::Duplicate, Some(original)) if original == id => {
             Err(InvalidInput::new("duplicateOf", "an appeal cannot duplicate itself"))
         }

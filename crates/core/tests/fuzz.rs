@@ -8,8 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
 use appeals_core::text::{
-    AppealText, Category, Contact, ExternalId, MunicipalityCode, NoteText, PersonName, Reason, ResponseText,
-    parse_tags,
+    AppealText, Category, Contact, ExternalId, MunicipalityCode, NoteText, PersonName, Reason, ResponseText, parse_tags,
 };
 use appeals_core::{
     Appeal, AppealId, Channel, Command, DeadlinePolicy, ExtensionDays, MunicipalityId, Outcome, PolicyDuration,

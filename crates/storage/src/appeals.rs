@@ -5,15 +5,12 @@
 use appeals_core::appeal::registration_number;
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
-    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, Scope,
-    Submission, authorize,
+    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, Scope, Submission, authorize,
 };
 use chrono::Datelike;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::Store;
 use crate::database::begin_write;

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use appeals_core::text::MunicipalityCode;
 use appeals_core::clock::check_storable;
+use appeals_core::text::MunicipalityCode;
 use appeals_core::{InvalidInput, MunicipalityId, Scope, Status};
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
@@ -88,9 +88,7 @@ impl Store {
         }
 
         let txn = begin_read(self.db()).await?;
-        let flag = |column: appeal::Column| {
-            Func::sum(Expr::case(Expr::col(column).lt(now), 1).finally(0)).into()
-        };
+        let flag = |column: appeal::Column| Func::sum(Expr::case(Expr::col(column).lt(now), 1).finally(0)).into();
         let counted: Vec<(Uuid, String, i64, i64, i64)> = appeal::Entity::find()
             .select_only()
             .column(appeal::Column::MunicipalityId)

@@ -130,9 +130,11 @@ impl Store {
                 return Err(InvalidInput::new("municipalityCode", format!("a {role} belongs to a municipality")).into());
             }
             (false, Some(_)) => {
-                return Err(
-                    InvalidInput::new("municipalityCode", format!("a {role} does not belong to a municipality")).into()
-                );
+                return Err(InvalidInput::new(
+                    "municipalityCode",
+                    format!("a {role} does not belong to a municipality"),
+                )
+                .into());
             }
             (false, None) => None,
         };

@@ -16,6 +16,7 @@
 //! - [`queries`]: one appeal, the filtered list page, histories.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality.
 //! - [`audit`]: verifying hash chains.
+//! - [`import`]: bulk loading of appeals built elsewhere, with their histories.
 //! - [`testing`]: throwaway databases for tests.
 //! - `entity`, `records` (private): rows, and their mapping to domain values.
 
@@ -33,6 +34,7 @@ pub mod database;
 pub mod directory;
 mod entity;
 pub mod error;
+pub mod import;
 pub mod queries;
 mod records;
 pub mod testing;

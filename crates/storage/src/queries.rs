@@ -245,4 +245,3 @@ fn escape_like(text: &str) -> String {
     }
     escaped
 }
-

@@ -36,7 +36,11 @@ impl TryFrom<appeal::Model> for Appeal {
     fn try_from(row: appeal::Model) -> Result<Self, Self::Error> {
         let id = row.id;
         let tags: Vec<String> = serde_json::from_str(&row.tags).map_err(|error| corrupt("appeal", id, error))?;
-        let tags = tags.iter().map(|tag| Tag::parse(tag)).collect::<Result<Vec<_>, _>>().map_err(|e| corrupt("appeal", id, e))?;
+        let tags = tags
+            .iter()
+            .map(|tag| Tag::parse(tag))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt("appeal", id, e))?;
         let resolution = match (row.outcome.as_deref(), row.response, row.resolved_by, row.resolved_at) {
             (Some(outcome), Some(response), Some(resolved_by), Some(resolved_at)) => Some(Resolution {
                 outcome: parse(id, outcome)?,

@@ -48,7 +48,8 @@ impl SubscriptionRoot {
                 Some(municipality.id)
             }
         };
-        let bus = ctx.data::<EventBus>().map_err(|_| ApiError::new(crate::error::ErrorCode::Internal, "internal error"))?;
+        let bus =
+            ctx.data::<EventBus>().map_err(|_| ApiError::new(crate::error::ErrorCode::Internal, "internal error"))?;
         let listener = Listener {
             events: bus.subscribe(),
             revocations: bus.subscribe_revocations(),

@@ -31,7 +31,10 @@ pub struct SubmitAppealPayload {
 }
 
 /// Parses an optional text, treating an empty or blank one as absent.
-fn optional<T>(raw: Option<String>, parse: impl Fn(&str) -> Result<T, appeals_core::InvalidInput>) -> ApiResult<Option<T>> {
+fn optional<T>(
+    raw: Option<String>,
+    parse: impl Fn(&str) -> Result<T, appeals_core::InvalidInput>,
+) -> ApiResult<Option<T>> {
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => Ok(Some(parse(text)?)),
