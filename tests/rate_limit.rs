@@ -55,3 +55,19 @@ async fn requests_without_a_token_are_limited_by_address() {
     }
     assert!(statuses.contains(&429), "anonymous floods are limited too: {statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_counts_each_of_its_operations() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.rate_limit = Some(RateLimit { per_second: 1, burst: 5 });
+    })
+    .await
+    .expect("SQLite needs no setup");
+    let bot = app.token(Role::Intake, None).await;
+    let batch = |size: usize| json!((0..size).map(|_| json!({ "query": ME })).collect::<Vec<_>>());
+    assert_eq!(app.post(Some(&bot), &batch(4)).await.status(), 200, "a batch within the burst is served");
+    let over = app.post(Some(&bot), &batch(4)).await;
+    assert_eq!(over.status(), 429, "the next batch of 4 exceeds what is left of the burst");
+    let too_big = app.post(Some(&app.token(Role::Intake, None).await), &batch(6)).await;
+    assert_eq!(too_big.status(), 429, "a batch larger than the burst never passes");
+}

@@ -153,16 +153,23 @@ async fn graphql_post(
     body: Bytes,
 ) -> Response {
     let token = token_from_headers(&headers);
-    if let Err(wait) = state.limiter.check(token.as_deref(), client.ip()) {
-        return rate_limited(wait);
-    }
     let request: BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
+            if let Err(wait) = state.limiter.check(token.as_deref(), client.ip(), 1) {
+                return rate_limited(wait);
+            }
             let message = format!("the body is not a GraphQL request in JSON: {error}");
             return error_response(StatusCode::BAD_REQUEST, ApiError::new(ErrorCode::Validation, message));
         }
     };
+    let operations = match &request {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(batch) => batch.len(),
+    };
+    if let Err(wait) = state.limiter.check(token.as_deref(), client.ip(), operations) {
+        return rate_limited(wait);
+    }
     let viewer = match viewer_for(&state.store, token.as_deref()).await {
         Ok(viewer) => viewer,
         Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, error),
@@ -199,7 +206,7 @@ async fn graphql_get(
         Err(rejection) => return rejection.into_response(),
     };
     let header_token = token_from_headers(&parts.headers);
-    if let Err(wait) = state.limiter.check(header_token.as_deref(), client.ip()) {
+    if let Err(wait) = state.limiter.check(header_token.as_deref(), client.ip(), 1) {
         return rate_limited(wait);
     }
     let AppState { schema, store, .. } = state;

@@ -49,14 +49,21 @@ impl CallerLimiter {
         limiter
     }
 
-    /// Counts one request; `Err` carries how long the caller should wait.
-    pub fn check(&self, token: Option<&str>, address: IpAddr) -> Result<(), Duration> {
+    /// Counts `operations` (a batch counts each of its operations); `Err` carries
+    /// how long the caller should wait. A batch larger than the burst can never
+    /// pass and is refused outright.
+    pub fn check(&self, token: Option<&str>, address: IpAddr, operations: usize) -> Result<(), Duration> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
         let caller = match token {
             Some(token) => Caller::Token(token_digest(token)),
             None => Caller::Address(address),
         };
-        limiter.check_key(&caller).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        let operations = NonZeroU32::new(u32::try_from(operations).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&caller, operations) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+            Err(_insufficient_capacity) => Err(Duration::from_secs(60)),
+        }
     }
 
     fn sweep_idle_callers(&self) {
