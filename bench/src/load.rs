@@ -1,0 +1,228 @@
+//! The load generator: a fixed number of workers, each sending its next request
+//! as soon as the previous one is answered (a closed loop, as keep-alive clients
+//! behave), for a warm-up that is not counted and then for the measured time.
+//! Every measured request's latency is kept, so percentiles are exact.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::server::ProcessWatch;
+
+/// One client of a scenario, with whatever state it carries between requests.
+pub trait Worker: Send + 'static {
+    /// Sends one request and waits for its answer.
+    fn request(&mut self) -> impl Future<Output = anyhow::Result<Sent>> + Send;
+}
+
+/// What became of a worker's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// One request was answered.
+    Answered,
+    /// The worker has nothing left to do (no fresh appeal remains).
+    Exhausted,
+}
+
+/// What the workers of one phase did in the measured time.
+#[derive(Debug, Clone, Default)]
+pub struct Measurement {
+    pub requests: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// From the end of the warm-up to the last answer (the measured time, or less
+    /// if the workers ran out of work).
+    pub elapsed: Duration,
+    pub exhausted: bool,
+    pub latency: Latency,
+    /// For deliveries to subscribers: the time from sending the mutation, where
+    /// `latency` counts from its answer.
+    pub latency_from_request: Option<Latency>,
+    /// The server's CPU time (user and system) over the whole phase, warm-up
+    /// included, when watched.
+    pub server_cpu_seconds: Option<f64>,
+    /// Requests answered over the whole phase, warm-up included.
+    pub answered_in_phase: u64,
+    /// No answer arrived within the measured time, which was stretched to the
+    /// last answer.
+    pub stretched: bool,
+}
+
+impl Measurement {
+    pub fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// The percentiles of `samples` (any order), nearest-rank.
+    pub fn of(mut samples: Vec<Duration>) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        let at = |quantile: f64| {
+            let rank = ((quantile * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            samples[rank - 1].as_secs_f64() * 1e3
+        };
+        Latency { p50: at(0.50), p95: at(0.95), p99: at(0.99), max: at(1.0) }
+    }
+}
+
+/// Runs `workers` concurrently: a `warmup` that is not counted, then `duration`
+/// measured, and reads the CPU time `server` spends over the whole phase.
+///
+/// A request counts when its answer arrives within the measured time. When none
+/// does (each request takes longer than the whole measured time), the measured
+/// time stretches to the last answer, and every request answered after the
+/// warm-up counts.
+pub async fn drive<W: Worker>(
+    workers: Vec<W>,
+    warmup: Duration,
+    duration: Duration,
+    server: Option<ProcessWatch>,
+) -> Measurement {
+    let cpu_before = server.and_then(|server| server.usage().ok());
+    let started = Instant::now();
+    let measured_from = started + warmup;
+    let until = measured_from + duration;
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|mut worker| {
+            tokio::spawn(async move {
+                let mut own = WorkerTally::default();
+                while Instant::now() < until {
+                    let sent_at = Instant::now();
+                    let result = worker.request().await;
+                    let answered_at = Instant::now();
+                    match result {
+                        Ok(Sent::Answered) => own.answers.push((sent_at, answered_at)),
+                        Ok(Sent::Exhausted) => {
+                            own.exhausted = true;
+                            break;
+                        }
+                        Err(error) => {
+                            own.failures.push(answered_at);
+                            own.first_error.get_or_insert_with(|| format!("{error:#}"));
+                        }
+                    }
+                }
+                own
+            })
+        })
+        .collect();
+    let mut measurement = Measurement::default();
+    let mut answers = Vec::new();
+    let mut failures = Vec::new();
+    for task in tasks {
+        let Ok(own) = task.await else {
+            measurement.errors += 1;
+            measurement.first_error.get_or_insert_with(|| "a worker panicked".to_owned());
+            continue;
+        };
+        measurement.exhausted |= own.exhausted;
+        if measurement.first_error.is_none() {
+            measurement.first_error = own.first_error;
+        }
+        answers.extend(own.answers);
+        failures.extend(own.failures);
+    }
+    let cpu_after = server.and_then(|server| server.usage().ok());
+    measurement.server_cpu_seconds =
+        cpu_before.zip(cpu_after).map(|(before, after)| after.cpu_seconds - before.cpu_seconds);
+    measurement.answered_in_phase = answers.len() as u64;
+
+    let in_time = |at: &Instant| (measured_from..=until).contains(at);
+    let last_answer = answers.iter().map(|(_, answered_at)| *answered_at).max();
+    let last_turn = last_answer.max(failures.iter().max().copied());
+    let window_end = if answers.iter().any(|(_, answered_at)| in_time(answered_at)) {
+        // Workers that ran out of work early leave a shorter measured time.
+        if measurement.exhausted { last_turn.unwrap_or(until).min(until) } else { until }
+    } else {
+        measurement.stretched = last_answer.is_some_and(|last| last > until);
+        last_answer.unwrap_or(until).max(until)
+    };
+    let counted = |at: &Instant| (measured_from..=window_end).contains(at);
+    let latencies: Vec<Duration> = answers
+        .iter()
+        .filter(|(_, answered_at)| counted(answered_at))
+        .map(|(sent_at, answered_at)| *answered_at - *sent_at)
+        .collect();
+    measurement.requests = latencies.len() as u64;
+    measurement.errors += failures.iter().filter(|at| counted(at)).count() as u64;
+    measurement.elapsed = window_end.saturating_duration_since(measured_from);
+    measurement.latency = Latency::of(latencies);
+    measurement
+}
+
+#[derive(Default)]
+struct WorkerTally {
+    answers: Vec<(Instant, Instant)>,
+    failures: Vec<Instant>,
+    first_error: Option<String>,
+    exhausted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let latency = Latency::of(samples);
+        assert_eq!((latency.p50, latency.p95, latency.p99, latency.max), (50.0, 95.0, 99.0, 100.0));
+        assert_eq!(Latency::of(Vec::new()), Latency::default());
+        assert_eq!(Latency::of(vec![Duration::from_millis(7)]).p99, 7.0);
+    }
+
+    struct Counter(u32);
+
+    impl Worker for Counter {
+        async fn request(&mut self) -> anyhow::Result<Sent> {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.0 += 1;
+            match self.0 {
+                n if n % 10 == 0 => anyhow::bail!("every tenth fails"),
+                n if n > 40 => Ok(Sent::Exhausted),
+                _ => Ok(Sent::Answered),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn workers_that_run_out_shorten_the_measured_time() {
+        let measurement = drive(vec![Counter(0), Counter(0)], Duration::ZERO, Duration::from_secs(30), None).await;
+        assert!(measurement.exhausted);
+        assert_eq!(measurement.requests, 72, "36 answered per worker");
+        assert_eq!(measurement.errors, 8);
+        assert!(measurement.elapsed < Duration::from_secs(5), "{:?}", measurement.elapsed);
+        assert_eq!(measurement.first_error.as_deref(), Some("every tenth fails"));
+    }
+
+    struct Slow;
+
+    impl Worker for Slow {
+        async fn request(&mut self) -> anyhow::Result<Sent> {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(Sent::Answered)
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_slower_than_the_measured_time_stretch_it() {
+        let measurement = drive(vec![Slow, Slow, Slow], Duration::ZERO, Duration::from_millis(100), None).await;
+        assert!(measurement.stretched);
+        assert_eq!(measurement.requests, 3);
+        assert!(measurement.elapsed >= Duration::from_millis(290), "{:?}", measurement.elapsed);
+        assert!(measurement.latency.p50 >= 290.0, "{:?}", measurement.latency);
+    }
+}
