@@ -6,14 +6,12 @@
 mod process;
 mod support;
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use appeals_core::Role;
-use process::appeals_binary;
+use process::{ServerProcess, appeals_binary};
 use serde_json::{Value, json};
 use support::{Backend, spawn_app};
 
@@ -81,50 +79,24 @@ fn add_user(database: &DatabaseFile, name: &str, role: &str, municipality: Optio
     token
 }
 
-/// An `appeals serve` process, killed on drop.
+/// An `appeals serve` process on a database file, with a client to talk to it.
 struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
+    process: ServerProcess,
     client: reqwest::Client,
 }
 
 impl Server {
     /// Starts `appeals serve` on `database` and waits until `/healthz` answers.
     async fn start(database: &DatabaseFile) -> Server {
-        // The port is picked by binding it here and releasing it; the server binds
-        // it again a moment later.
-        let port =
-            TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port();
-        let log = database.path.with_extension(format!("{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("a log file");
-        let child = Command::new(appeals_binary())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database.url()])
-            .env_remove("APPEALS_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("the binary should start");
+        let process = ServerProcess::start(&database.url(), &[]).await;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client");
-        let mut server = Server { child, address: format!("http://127.0.0.1:{port}"), log, client };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = server.client.get(format!("{}/healthz", server.address)).send().await {
-                assert_eq!(response.status(), 200, "/healthz of the started server");
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("`appeals serve` exited with {status}:\n{}", server.log());
-            }
-            assert!(Instant::now() < deadline, "`appeals serve` did not answer within 30 s:\n{}", server.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        Server { process, client }
     }
 
     async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
         let response = self
             .client
-            .post(format!("{}/graphql", self.address))
+            .post(format!("{}/graphql", self.process.address()))
             .bearer_auth(token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
@@ -134,28 +106,13 @@ impl Server {
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.expect("the server should answer")
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        let _ = std::fs::File::open(&self.log).and_then(|mut file| file.read_to_string(&mut text));
-        text
+        self.client.get(format!("{}{path}", self.process.address())).send().await.expect("the server should answer")
     }
 
     /// Stops the server and waits until it has exited (and so released the
     /// database file).
     fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        self.process.kill();
     }
 }
 
