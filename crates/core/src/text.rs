@@ -26,7 +26,7 @@ impl InvalidInput {
 /// control characters other than line breaks and tabs.
 fn bounded(field: &'static str, raw: &str, max_chars: usize) -> Result<String, InvalidInput> {
     let trimmed = raw.trim();
-    if trimmed.is_empty() {
+    if trimmed.chars().all(is_invisible) {
         return Err(InvalidInput::new(field, "must not be empty"));
     }
     let length = trimmed.chars().count();
@@ -37,6 +37,14 @@ fn bounded(field: &'static str, raw: &str, max_chars: usize) -> Result<String, I
         return Err(InvalidInput::new(field, format!("must not contain the control character U+{:04X}", bad as u32)));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Characters that show nothing: whitespace, zero-width spaces and joiners,
+/// directional marks, the word joiner and the byte-order mark. A text made only of
+/// them is empty to a reader.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
 }
 
 macro_rules! bounded_text {
@@ -226,6 +234,8 @@ mod tests {
         check(&"я".repeat(20_000), Ok(&"я".repeat(20_000)));
         check(&"я".repeat(20_001), Err("at most 20000"));
         check("bad\0byte", Err("U+0000"));
+        check("\u{200B}\u{200F}\u{FEFF} ", Err("empty"));
+        check("\u{200F}שלום", Ok("\u{200F}שלום"));
         check("line one\nline two\ttab", Ok("line one\nline two\ttab"));
     }
 
