@@ -33,7 +33,10 @@ use config::{AuditCommand, Cli, Command, UserCommand};
 
 /// Runs the command line: what `main` does.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    telemetry::init_logging(cli.log_format);
+    // The server logs what it does; the one-shot commands speak through their
+    // output and log only what goes wrong.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    telemetry::init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => {
             let application = Application::build(ServerConfig::from(args)).await?;
