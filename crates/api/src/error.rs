@@ -61,6 +61,13 @@ impl ApiError {
         Self::new(ErrorCode::Unauthenticated, "a valid `Authorization: Bearer <token>` header is required")
     }
 
+    /// A failure of the server itself: logged here in full, inside the request's
+    /// span; the client gets only the code and a plain sentence.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+
     pub fn not_found() -> Self {
         Self::new(ErrorCode::NotFound, "not found")
     }
@@ -95,14 +102,8 @@ impl From<StorageError> for ApiError {
                 tracing::error!(error = %cause, "the database is unavailable");
                 ApiError::new(ErrorCode::Internal, "the service is temporarily unavailable; try again shortly")
             }
-            StorageError::Database(cause) => {
-                tracing::error!(error = %cause, "database error");
-                ApiError::new(ErrorCode::Internal, "internal error")
-            }
-            StorageError::Corrupt(cause) => {
-                tracing::error!(error = %cause, "inconsistent stored data");
-                ApiError::new(ErrorCode::Internal, "internal error")
-            }
+            StorageError::Database(cause) => ApiError::internal(format_args!("database error: {cause}")),
+            StorageError::Corrupt(cause) => ApiError::internal(format_args!("inconsistent stored data: {cause}")),
         }
     }
 }

@@ -10,7 +10,7 @@ use appeals_storage::{Municipality, Store, StoredEvent, User};
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult};
 
 /// The key for an appeal's history, as distinct from the appeal itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +40,7 @@ pub fn new_loaders(store: Store) -> Arc<Loaders> {
 }
 
 pub fn loaders<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Loaders> {
-    ctx.data::<Arc<Loaders>>().map(Arc::as_ref).map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))
+    ctx.data::<Arc<Loaders>>().map(Arc::as_ref).map_err(|_| ApiError::internal("the request carries no loaders"))
 }
 
 impl Loader<MunicipalityId> for StoreLoader {

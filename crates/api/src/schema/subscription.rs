@@ -49,7 +49,7 @@ impl SubscriptionRoot {
             }
         };
         let bus =
-            ctx.data::<EventBus>().map_err(|_| ApiError::new(crate::error::ErrorCode::Internal, "internal error"))?;
+            ctx.data::<EventBus>().map_err(|_| ApiError::internal("the schema was built without an event bus"))?;
         let listener = Listener {
             events: bus.subscribe(),
             revocations: bus.subscribe_revocations(),

@@ -143,7 +143,7 @@ impl AppealNode {
             .load_one(self.0.municipality_id)
             .await?
             .map(MunicipalityNode)
-            .ok_or_else(|| ApiError::new(crate::error::ErrorCode::Internal, "internal error"))
+            .ok_or_else(|| ApiError::internal(format_args!("appeal {} has no municipality", self.0.id)))
     }
 
     async fn channel(&self) -> Channel {
@@ -349,7 +349,7 @@ pub struct PageInfo {
 }
 
 pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Store> {
-    ctx.data::<Store>().map_err(|_| ApiError::new(crate::error::ErrorCode::Internal, "internal error"))
+    ctx.data::<Store>().map_err(|_| ApiError::internal("the schema was built without a store"))
 }
 
 async fn load_user(ctx: &Context<'_>, id: appeals_core::UserId) -> ApiResult<UserNode> {
@@ -358,7 +358,7 @@ async fn load_user(ctx: &Context<'_>, id: appeals_core::UserId) -> ApiResult<Use
         .load_one(id)
         .await?
         .map(UserNode)
-        .ok_or_else(|| ApiError::new(crate::error::ErrorCode::Internal, "internal error"))
+        .ok_or_else(|| ApiError::internal(format_args!("user {id} is referenced but missing")))
 }
 
 /// The appeal `id` if the caller may read it, else `None`.
