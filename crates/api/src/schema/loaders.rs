@@ -34,9 +34,15 @@ pub struct Loaders {
 /// Fresh loaders; each request gets its own, so nothing is shared across requests.
 pub fn new_loaders(store: Store) -> Arc<Loaders> {
     Arc::new(Loaders {
-        directory: DataLoader::with_cache(StoreLoader { store: store.clone() }, tokio::spawn, HashMapCache::default()),
-        appeals: DataLoader::new(StoreLoader { store }, tokio::spawn),
+        directory: DataLoader::with_cache(StoreLoader { store: store.clone() }, spawn_in_span, HashMapCache::default()),
+        appeals: DataLoader::new(StoreLoader { store }, spawn_in_span),
     })
+}
+
+/// Runs a loader's batch on its own task inside the span of the request that
+/// asked for it, so that a failure logged there carries the request id.
+fn spawn_in_span(batch: futures_util::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(tracing::Instrument::in_current_span(batch))
 }
 
 pub fn loaders<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Loaders> {
