@@ -70,14 +70,14 @@ pub struct DashboardFilter {
 impl Store {
     pub async fn dashboard(&self, scope: Scope, filter: &DashboardFilter) -> Result<Dashboard> {
         let now = self.now();
-        let mut municipalities: Vec<Municipality> =
-            self.municipalities().await?.into_iter().filter(|m| scope.contains(m.id)).collect();
+        let mut municipalities: Vec<Municipality> = self.municipalities().await?;
         if let Some(code) = &filter.municipality_code {
-            if !self.municipalities().await?.iter().any(|m| m.code == code.as_str()) {
+            if !municipalities.iter().any(|m| m.code == code.as_str()) {
                 return Err(InvalidInput::new("municipalityCode", format!("no municipality `{code}`")).into());
             }
             municipalities.retain(|m| m.code == code.as_str());
         }
+        municipalities.retain(|m| scope.contains(m.id));
         let ids: Vec<Uuid> = municipalities.iter().map(|m| m.id.as_uuid()).collect();
         let mut condition = Condition::all().add(appeal::Column::MunicipalityId.is_in(ids));
         if let Some(from) = filter.from {

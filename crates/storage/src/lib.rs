@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use appeals_core::{Clock, DeadlinePolicy, SystemClock};
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbBackend};
+use sea_orm::DatabaseConnection;
 
 pub mod appeals;
 pub mod audit;
@@ -104,10 +104,6 @@ impl Store {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
-    }
-
-    pub fn backend(&self) -> DbBackend {
-        self.db.get_database_backend()
     }
 
     /// Whether the database answers (for `/readyz`).
