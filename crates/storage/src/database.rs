@@ -6,7 +6,7 @@ use appeals_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    IsolationLevel, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// How many connections to keep and how long to wait for one.
@@ -34,10 +34,40 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
+/// How long an SQLite connection waits for another one's lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens a pool on `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode
 /// with `synchronous = NORMAL` (a committed write survives a crash of the process;
 /// the last moments before a power loss may not), a busy timeout and foreign keys.
+///
+/// Switching a fresh SQLite file to WAL takes an exclusive lock, and SQLite answers
+/// "database is locked" at once, without waiting, to a connection that would
+/// deadlock on it; so pools opening one fresh file at the same moment retry for as
+/// long as the busy timeout. Once the file is in WAL mode, no connection needs that lock.
 pub async fn connect(url: &str, settings: PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let started = std::time::Instant::now();
+    loop {
+        match open_pool(url, settings).await {
+            Err(error) if is_sqlite_busy(&error) && started.elapsed() < SQLITE_BUSY_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Whether `error` is SQLite's SQLITE_BUSY (primary result code 5).
+fn is_sqlite_busy(error: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error))) = error else {
+        return false;
+    };
+    let Some(database) = error.as_database_error() else { return false };
+    database.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some()
+        && database.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5)
+}
+
+async fn open_pool(url: &str, settings: PoolSettings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(normalize_url(url));
     options
         .max_connections(settings.max_connections)
@@ -49,7 +79,7 @@ pub async fn connect(url: &str, settings: PoolSettings) -> Result<DatabaseConnec
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
     Database::connect(options).await
