@@ -15,8 +15,10 @@ use anyhow::Context as _;
 use appeals_core::appeal::registration_number;
 use appeals_core::clock::to_storage_precision;
 use appeals_core::events::{EventData, NewEvent};
-use appeals_core::text::{AppealText, ExternalId, PersonName, ResponseText, fold_for_search};
-use appeals_core::{Appeal, AppealId, Channel, DeadlinePolicy, Outcome, RecordedEvent, Status, Submission};
+use appeals_core::tally::{Contribution, TallyFacts};
+use appeals_core::text::{AppealText, ExternalId, MunicipalityCode, PersonName, ResponseText, fold_for_search};
+use appeals_core::{Appeal, AppealId, Channel, DeadlinePolicy, Outcome, RecordedEvent, Scope, Status, Submission};
+use appeals_storage::{DashboardFilter, Store};
 use chrono::{DateTime, Datelike, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -29,7 +31,7 @@ use crate::region::{UnreadAppeal, pick_weighted};
 use crate::scenario::{FOCUS_MUNICIPALITY, SEARCH_TEXT, Scenario, Shared, UnreadQueue, take_unread};
 use crate::texts;
 
-const APPEAL_COLUMNS: &str = r#""appeal"."id", "appeal"."number", "appeal"."municipality_id", "appeal"."channel", "appeal"."external_id", "appeal"."author_name", "appeal"."author_contact", "appeal"."text", "appeal"."text_folded", "appeal"."status", "appeal"."priority", "appeal"."category", "appeal"."tags", "appeal"."received_at", "appeal"."seen_at", "appeal"."resolved_at", "appeal"."seen_due_at", "appeal"."due_at", "appeal"."deadline_extended", "appeal"."version", "appeal"."outcome", "appeal"."response", "appeal"."duplicate_of", "appeal"."resolved_by", "appeal"."last_event_seq", "appeal"."last_event_hash""#;
+const APPEAL_COLUMNS: &str = r#""appeal"."id", "appeal"."number", "appeal"."municipality_id", "appeal"."channel", "appeal"."external_id", "appeal"."author_name", "appeal"."author_contact", "appeal"."text", "appeal"."text_folded", "appeal"."status", "appeal"."priority", "appeal"."category", "appeal"."tags", "appeal"."received_at", "appeal"."seen_at", "appeal"."resolved_at", "appeal"."seen_due_at", "appeal"."due_at", "appeal"."deadline_extended", "appeal"."version", "appeal"."outcome", "appeal"."response", "appeal"."duplicate_of", "appeal"."resolved_by", "appeal"."last_event_seq", "appeal"."last_event_hash", "appeal"."micros_to_seen", "appeal"."micros_to_resolution""#;
 
 const USER_BY_TOKEN: &str = r#"SELECT "app_user"."id", "app_user"."name", "app_user"."role", "app_user"."municipality_id", "app_user"."token_digest", "app_user"."created_at", "app_user"."revoked_at" FROM "app_user" WHERE "app_user"."token_digest" = ? AND "app_user"."revoked_at" IS NULL LIMIT ?"#;
 
@@ -39,21 +41,19 @@ const MUNICIPALITY_BY_CODE: &str = r#"SELECT "municipality"."id", "municipality"
 
 const MUNICIPALITIES_BY_IDS: &str = r#"SELECT "municipality"."id", "municipality"."code", "municipality"."name", "municipality"."created_at" FROM "municipality" WHERE "municipality"."id" IN ({ids})"#;
 
-const ALL_MUNICIPALITIES: &str = r#"SELECT "municipality"."id", "municipality"."code", "municipality"."name", "municipality"."created_at" FROM "municipality" ORDER BY "municipality"."code" ASC"#;
-
 const APPEAL_BY_EXTERNAL_ID: &str =
     r#"SELECT {columns} FROM "appeal" WHERE "appeal"."channel" = ? AND "appeal"."external_id" = ? LIMIT ?"#;
 
 const NEXT_REGISTRATION_NUMBER: &str = r#"INSERT INTO "registration_counter" ("municipality_id", "year", "last_value") VALUES (?, ?, ?) ON CONFLICT ("municipality_id", "year") DO UPDATE SET "last_value" = "registration_counter"."last_value" + ? RETURNING "last_value""#;
 
-const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "author_contact", "text", "text_folded", "status", "priority", "category", "tags", "received_at", "seen_at", "resolved_at", "seen_due_at", "due_at", "deadline_extended", "version", "outcome", "response", "duplicate_of", "resolved_by", "last_event_seq", "last_event_hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("channel", "external_id") DO NOTHING"#;
+const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "author_contact", "text", "text_folded", "status", "priority", "category", "tags", "received_at", "seen_at", "resolved_at", "seen_due_at", "due_at", "deadline_extended", "version", "outcome", "response", "duplicate_of", "resolved_by", "last_event_seq", "last_event_hash", "micros_to_seen", "micros_to_resolution") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("channel", "external_id") DO NOTHING"#;
 
 const INSERT_EVENT: &str = r#"INSERT INTO "appeal_event" ("id", "appeal_id", "seq", "kind", "at", "actor_id", "from_status", "to_status", "note", "data", "hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#;
 
 /// `FOR UPDATE` is appended on PostgreSQL, as sea-orm's `lock_exclusive` does.
 const APPEAL_BY_ID: &str = r#"SELECT {columns} FROM "appeal" WHERE "appeal"."id" = ? LIMIT ?"#;
 
-const UPDATE_APPEAL: &str = r#"UPDATE "appeal" SET "id" = ?, "number" = ?, "municipality_id" = ?, "channel" = ?, "external_id" = ?, "author_name" = ?, "author_contact" = ?, "text" = ?, "text_folded" = ?, "status" = ?, "priority" = ?, "category" = ?, "tags" = ?, "received_at" = ?, "seen_at" = ?, "resolved_at" = ?, "seen_due_at" = ?, "due_at" = ?, "deadline_extended" = ?, "version" = ?, "outcome" = ?, "response" = ?, "duplicate_of" = ?, "resolved_by" = ?, "last_event_seq" = ?, "last_event_hash" = ? WHERE "appeal"."id" = ? AND "appeal"."version" = ? AND "appeal"."last_event_seq" = ?"#;
+const UPDATE_APPEAL: &str = r#"UPDATE "appeal" SET "id" = ?, "number" = ?, "municipality_id" = ?, "channel" = ?, "external_id" = ?, "author_name" = ?, "author_contact" = ?, "text" = ?, "text_folded" = ?, "status" = ?, "priority" = ?, "category" = ?, "tags" = ?, "received_at" = ?, "seen_at" = ?, "resolved_at" = ?, "seen_due_at" = ?, "due_at" = ?, "deadline_extended" = ?, "version" = ?, "outcome" = ?, "response" = ?, "duplicate_of" = ?, "resolved_by" = ?, "last_event_seq" = ?, "last_event_hash" = ?, "micros_to_seen" = ?, "micros_to_resolution" = ? WHERE "appeal"."id" = ? AND "appeal"."version" = ? AND "appeal"."last_event_seq" = ?"#;
 
 const PAGE_FIRST: &str =
     r#"SELECT {columns} FROM "appeal" WHERE TRUE ORDER BY "appeal"."received_at" DESC, "appeal"."id" DESC LIMIT ?"#;
@@ -74,12 +74,6 @@ const COUNT_SEARCH: &str = r#"SELECT COUNT(*) AS num_items FROM (SELECT {columns
 const APPEALS_BY_IDS: &str = r#"SELECT {columns} FROM "appeal" WHERE "appeal"."id" IN (?)"#;
 
 const HISTORIES: &str = r#"SELECT "appeal_event"."id", "appeal_event"."appeal_id", "appeal_event"."seq", "appeal_event"."kind", "appeal_event"."at", "appeal_event"."actor_id", "appeal_event"."from_status", "appeal_event"."to_status", "appeal_event"."note", "appeal_event"."data", "appeal_event"."hash" FROM "appeal_event" WHERE "appeal_event"."appeal_id" IN (?) ORDER BY "appeal_event"."appeal_id" ASC, "appeal_event"."seq" ASC"#;
-
-const DASHBOARD_COUNTS: &str = r#"SELECT "appeal"."municipality_id", "appeal"."status", COUNT("appeal"."id") AS "total", SUM((CASE WHEN ("due_at" < ?) THEN ? ELSE ? END)) AS "past_due", SUM((CASE WHEN ("seen_due_at" < ?) THEN ? ELSE ? END)) AS "past_seen_due" FROM "appeal" WHERE "appeal"."municipality_id" IN ({ids}) GROUP BY "appeal"."municipality_id", "appeal"."status""#;
-
-const DASHBOARD_SEEN: &str = r#"SELECT "appeal"."municipality_id", "appeal"."received_at", "appeal"."seen_at" FROM "appeal" WHERE "appeal"."municipality_id" IN ({ids}) AND "appeal"."seen_at" IS NOT NULL"#;
-
-const DASHBOARD_RESOLVED: &str = r#"SELECT "appeal"."municipality_id", "appeal"."received_at", "appeal"."resolved_at" FROM "appeal" WHERE "appeal"."municipality_id" IN ({ids}) AND "appeal"."resolved_at" IS NOT NULL"#;
 
 /// The appeal row as the server reads and writes it, column for column.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -110,6 +104,8 @@ struct AppealRow {
     resolved_by: Option<Uuid>,
     last_event_seq: i32,
     last_event_hash: String,
+    micros_to_seen: Option<i64>,
+    micros_to_resolution: Option<i64>,
 }
 
 impl AppealRow {
@@ -142,7 +138,23 @@ impl AppealRow {
             resolved_by: None,
             last_event_seq: event.seq,
             last_event_hash: event.hash.clone(),
+            micros_to_seen: None,
+            micros_to_resolution: None,
         }
+    }
+
+    /// What the dashboard's tallies know of the appeal; its durations follow.
+    fn tally_facts(&mut self) -> anyhow::Result<TallyFacts> {
+        let facts = TallyFacts {
+            status: self.status.parse()?,
+            received_at: self.received_at,
+            seen_at: self.seen_at,
+            resolved_at: self.resolved_at,
+            seen_due_at: self.seen_due_at,
+            due_at: self.due_at,
+        };
+        (self.micros_to_seen, self.micros_to_resolution) = (facts.micros_to_seen(), facts.micros_to_resolution());
+        Ok(facts)
     }
 
     /// The values of every column, in the order of [`INSERT_APPEAL`] and
@@ -176,6 +188,8 @@ impl AppealRow {
             row.resolved_by.into(),
             row.last_event_seq.into(),
             row.last_event_hash.into(),
+            row.micros_to_seen.into(),
+            row.micros_to_resolution.into(),
         ]
     }
 }
@@ -206,6 +220,7 @@ pub struct FloorWorker {
     rng: StdRng,
     unread: Option<UnreadQueue>,
     seen: Option<UnreadAppeal>,
+    store: Store,
 }
 
 impl FloorWorker {
@@ -217,7 +232,8 @@ impl FloorWorker {
         unread: Option<UnreadQueue>,
     ) -> FloorWorker {
         let rng = StdRng::seed_from_u64(index as u64 + 1_000);
-        FloorWorker { scenario, shared, db, index, sent: 0, rng, unread, seen: None }
+        let store = Store::new(db.clone());
+        FloorWorker { scenario, shared, db, index, sent: 0, rng, unread, seen: None, store }
     }
 
     fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
@@ -291,6 +307,8 @@ impl FloorWorker {
         let inserted = txn.execute_raw(self.statement(INSERT_APPEAL, row.values())).await?;
         anyhow::ensure!(inserted.rows_affected() == 1, "the appeal was not inserted");
         txn.execute_raw(self.statement(INSERT_EVENT, event_values(&event))).await?;
+        let received = Contribution::of(&TallyFacts::of(&applied.appeal));
+        appeals_storage::tally::record(&txn, applied.appeal.municipality_id, &received).await?;
         txn.commit().await?;
         shared.add_unread(UnreadAppeal { id: applied.appeal.id, municipality, version: applied.appeal.version });
         Ok(Sent::Answered)
@@ -318,6 +336,7 @@ impl FloorWorker {
         let mut row = AppealRow::from_query_result(&found.context("the appeal vanished")?, "")?;
         anyhow::ensure!(row.version == appeal.version, "version {} instead of {}", row.version, appeal.version);
         let (previous_version, previous_seq) = (row.version, row.last_event_seq);
+        let before = row.tally_facts()?;
         let now = to_storage_precision(Utc::now());
         let event = if resolving {
             let response = ResponseText::parse(texts::response(&mut self.rng))?;
@@ -350,11 +369,14 @@ impl FloorWorker {
         row.version += 1;
         row.last_event_seq = event.seq;
         row.last_event_hash = event.hash.clone();
+        let after = row.tally_facts()?;
         let mut values = row.values();
         values.extend([row.id.into(), previous_version.into(), previous_seq.into()]);
         let updated = txn.execute_raw(self.statement(UPDATE_APPEAL, values)).await?;
         anyhow::ensure!(updated.rows_affected() == 1, "the appeal was not updated");
         txn.execute_raw(self.statement(INSERT_EVENT, event_values(&event))).await?;
+        let change = Contribution::change(&before, &after);
+        appeals_storage::tally::record(&txn, row.municipality_id.into(), &change).await?;
         txn.commit().await?;
         if !resolving {
             self.seen = Some(UnreadAppeal { version: appeal.version + 1, ..appeal });
@@ -398,26 +420,15 @@ impl FloorWorker {
         Ok(Sent::Answered)
     }
 
-    /// `Store::dashboard`: the municipalities, then counts and the two lists the
-    /// medians are taken from, in one read transaction.
+    /// `Store::dashboard` itself: its statements are built from the tallies at
+    /// run time (which municipalities and medians), so the floor issues them
+    /// through the same function, on its own connection, without the API.
     async fn dashboard(&self, one_municipality: bool) -> anyhow::Result<Sent> {
-        let all = self.db.query_all_raw(self.statement(ALL_MUNICIPALITIES, Vec::new())).await?;
-        let mut ids: Vec<Uuid> = all.iter().map(|row| row.try_get_by_index(0)).collect::<Result<_, _>>()?;
-        if one_municipality {
-            // The server reads the list twice: once for the scope, once to check the code.
-            let again = self.db.query_all_raw(self.statement(ALL_MUNICIPALITIES, Vec::new())).await?;
-            let codes: Vec<String> = again.iter().map(|row| row.try_get_by_index(1)).collect::<Result<_, _>>()?;
-            ids = ids.into_iter().zip(codes).filter(|(_, code)| code == FOCUS_MUNICIPALITY).map(|(id, _)| id).collect();
-        }
-        let now = to_storage_precision(Utc::now());
-        let scope: Vec<Value> = ids.iter().copied().map(Value::from).collect();
-        let mut counts = vec![now.into(), 1.into(), 0.into(), now.into(), 1.into(), 0.into()];
-        counts.extend(scope.clone());
-        let txn = appeals_storage::database::begin_read(&self.db).await?;
-        txn.query_all_raw(self.statement(&with_ids(DASHBOARD_COUNTS, ids.len()), counts)).await?;
-        txn.query_all_raw(self.statement(&with_ids(DASHBOARD_SEEN, ids.len()), scope.clone())).await?;
-        txn.query_all_raw(self.statement(&with_ids(DASHBOARD_RESOLVED, ids.len()), scope)).await?;
-        txn.commit().await?;
+        let filter = DashboardFilter {
+            municipality_code: one_municipality.then(|| MunicipalityCode::parse(FOCUS_MUNICIPALITY)).transpose()?,
+            ..DashboardFilter::default()
+        };
+        self.store.dashboard(Scope::Everywhere, &filter).await?;
         Ok(Sent::Answered)
     }
 }

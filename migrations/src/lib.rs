@@ -17,6 +17,7 @@ mod m20261128_000003_create_appeal;
 mod m20261128_000004_create_appeal_event;
 mod m20261128_000005_create_registration_counter;
 mod m20261128_000006_seed_tomsk_municipalities;
+mod m20261128_000007_create_dashboard_tallies;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_create_appeal_event::Migration),
             Box::new(m20261128_000005_create_registration_counter::Migration),
             Box::new(m20261128_000006_seed_tomsk_municipalities::Migration),
+            Box::new(m20261128_000007_create_dashboard_tallies::Migration),
         ]
     }
 }

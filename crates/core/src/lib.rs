@@ -14,6 +14,7 @@
 //! - [`events`]: recorded events, the SHA-256 hash chain and replay.
 //! - [`access`]: roles, actors and the single who-may-do-what function.
 //! - [`clock`]: the source of "now", settable in tests.
+//! - [`tally`]: what each appeal adds to the dashboard's running totals.
 
 pub mod access;
 pub mod appeal;
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod deadline;
 pub mod events;
 pub mod id;
+pub mod tally;
 pub mod text;
 pub mod transition;
 

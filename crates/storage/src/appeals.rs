@@ -1,8 +1,9 @@
 //! Writing appeals: idempotent intake with gap-free registration numbers, and
 //! commands applied in one transaction each. These are the only writers of
-//! `appeal` and `appeal_event`.
+//! `appeal` and `appeal_event`, and they keep the dashboard's tallies in step.
 
 use appeals_core::appeal::registration_number;
+use appeals_core::tally::{Contribution, TallyFacts};
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
     AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, Scope, Submission, authorize,
@@ -18,6 +19,7 @@ use crate::directory::inserted;
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::{Result, StorageError};
 use crate::records::{StoredEvent, appeal_row, event_row};
+use crate::tally;
 
 /// The outcome of a submission: the appeal, and whether this call created it
 /// (`false` when the same channel message had been submitted before).
@@ -83,6 +85,7 @@ impl Store {
             return existing_submission(existing, municipality.id);
         }
         appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
+        tally::record(&txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
         txn.commit().await?;
         Ok(Submitted { appeal, created: true, event: Some(event) })
     }
@@ -135,6 +138,8 @@ impl Store {
             .into());
         }
         appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
+        let change = Contribution::change(&TallyFacts::of(&current), &TallyFacts::of(&appeal));
+        tally::record(&txn, appeal.municipality_id, &change).await?;
         txn.commit().await?;
         Ok(Changed { appeal, event })
     }

@@ -92,11 +92,13 @@ async fn open_pool(url: &str, settings: PoolSettings) -> Result<DatabaseConnecti
 /// file waits for the write lock and then finds nothing pending (unlocked, both
 /// would apply the migrations and one would fail on `seaql_migrations`), and a
 /// migration that fails leaves nothing half-applied, since SQLite's DDL is
-/// transactional.
+/// transactional. The dashboard's tallies that are missing are then built under
+/// the same lock.
 pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         let txn = begin_write(db).await?;
         Migrator::up(&txn, None).await?;
+        build_missing_tallies(&txn).await?;
         return txn.commit().await;
     }
     const MIGRATION_LOCK: i64 = 0x0a99_ea15;
@@ -104,10 +106,28 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     options.max_connections(1).min_connections(1).sqlx_logging(false);
     let session = Database::connect(options).await?;
     session.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
-    let migrated = Migrator::up(&session, None).await;
+    let migrated = match Migrator::up(&session, None).await {
+        Ok(()) => build_missing_tallies_in_transaction(&session).await,
+        Err(error) => Err(error),
+    };
     let unlocked = session.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await;
     session.close().await?;
     migrated.and(unlocked.map(|_| ()))
+}
+
+/// The dashboard's tallies of municipalities that have none yet: right after the
+/// migration that created them, those of every municipality.
+async fn build_missing_tallies(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    crate::tally::build_missing(txn).await.map_err(|error| match error {
+        crate::error::StorageError::Database(error) | crate::error::StorageError::Unavailable(error) => error,
+        other => DbErr::Custom(other.to_string()),
+    })
+}
+
+async fn build_missing_tallies_in_transaction(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    build_missing_tallies(&txn).await?;
+    txn.commit().await
 }
 
 /// Begins a write transaction. On SQLite it begins IMMEDIATE, taking the write

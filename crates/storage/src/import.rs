@@ -20,6 +20,7 @@ use crate::database::begin_write;
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::Result;
 use crate::records::{StoredEvent, appeal_row, event_row};
+use crate::tally;
 
 /// An appeal as it stands, with its history oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +33,15 @@ pub struct ImportedAppeal {
 /// Values bound per statement at most. SQLite allows 32,766 and PostgreSQL 65,535;
 /// staying well below both keeps each statement a few megabytes at most.
 const MAX_VALUES_PER_STATEMENT: usize = 30_000;
-const APPEAL_COLUMNS: usize = 26;
+const APPEAL_COLUMNS: usize = 28;
 const EVENT_COLUMNS: usize = 11;
 
 impl Store {
     /// Inserts `appeals` and their events in one write transaction, and raises each
     /// municipality's registration counter past the highest imported number of
     /// each year, so that the next appeal registered live gets the next number.
-    /// An appeal whose id, number or (`channel`, `externalId`) is taken fails the
+    /// The dashboard's tallies take the appeals in, in the same transaction. An
+    /// appeal whose id, number or (`channel`, `externalId`) is taken fails the
     /// whole call, which then changes nothing.
     pub async fn import_appeals(&self, appeals: &[ImportedAppeal]) -> Result<()> {
         let mut counters: HashMap<(MunicipalityId, i32), i64> = HashMap::new();
@@ -68,6 +70,7 @@ impl Store {
         for ((municipality_id, year), highest) in counters {
             raise_registration_counter(&txn, municipality_id, year, highest).await?;
         }
+        tally::record_all(&txn, appeals.iter().map(|imported| &imported.appeal)).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -15,6 +15,7 @@
 //! - [`appeals`]: idempotent intake, registration numbers, commands.
 //! - [`queries`]: one appeal, the filtered list page, histories.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality.
+//! - [`tally`]: the dashboard's running totals, kept by every writer.
 //! - [`audit`]: verifying hash chains.
 //! - [`import`]: bulk loading of appeals built elsewhere, with their histories.
 //! - [`testing`]: throwaway databases for tests.
@@ -37,6 +38,7 @@ pub mod error;
 pub mod import;
 pub mod queries;
 mod records;
+pub mod tally;
 pub mod testing;
 
 pub use appeals::{Changed, Submitted};

@@ -2,6 +2,7 @@
 //! the domain's own constructors, so a row that breaks an invariant surfaces as
 //! [`StorageError::Corrupt`] instead of leaking into the API.
 
+use appeals_core::tally::TallyFacts;
 use appeals_core::text::{AppealText, Category, Contact, ExternalId, PersonName, ResponseText, Tag, fold_for_search};
 use appeals_core::{Appeal, AppealId, MunicipalityId, RecordedEvent, Resolution, Role, UserId};
 use sea_orm::ActiveValue::Set;
@@ -80,6 +81,7 @@ impl TryFrom<appeal::Model> for Appeal {
 pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent) -> appeal::ActiveModel {
     let resolution = appeal.resolution.as_ref();
     let tags: Vec<&str> = appeal.tags.iter().map(Tag::as_str).collect();
+    let facts = TallyFacts::of(appeal);
     appeal::ActiveModel {
         id: Set(appeal.id.as_uuid()),
         number: Set(appeal.number.clone()),
@@ -107,6 +109,8 @@ pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent) -> appeal:
         resolved_by: Set(resolution.map(|r| r.resolved_by.as_uuid())),
         last_event_seq: Set(last_event.seq),
         last_event_hash: Set(last_event.hash.clone()),
+        micros_to_seen: Set(facts.micros_to_seen()),
+        micros_to_resolution: Set(facts.micros_to_resolution()),
     }
 }
 

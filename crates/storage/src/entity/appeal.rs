@@ -36,6 +36,10 @@ pub struct Model {
     pub resolved_by: Option<Uuid>,
     pub last_event_seq: i32,
     pub last_event_hash: String,
+    /// Microseconds from receipt to the head's reading, once read.
+    pub micros_to_seen: Option<i64>,
+    /// Microseconds from receipt to the current resolution, if resolved.
+    pub micros_to_resolution: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,5 +4,7 @@
 pub mod app_user;
 pub mod appeal;
 pub mod appeal_event;
+pub mod deadline_tally;
 pub mod municipality;
+pub mod municipality_tally;
 pub mod registration_counter;
