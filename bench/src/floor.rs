@@ -5,6 +5,12 @@
 //! statement once per connection and caches it. The pool is as large as the
 //! server's. What the server adds on top of this is the price of the API.
 //!
+//! Writes and the single appeal are written out here statement by statement. The
+//! list and the dashboard call `appeals-storage` itself, on the floor's own
+//! connection: which statements they run depends on the filter and on the
+//! tallies, and calling the storage function is the one way to run exactly the
+//! server's. The same goes for the tallies a write keeps (`tally::record`).
+//!
 //! This is the one place outside `appeals-storage` that writes to a database: the
 //! benchmark's own, thrown away after the run.
 
@@ -17,8 +23,10 @@ use appeals_core::clock::to_storage_precision;
 use appeals_core::events::{EventData, NewEvent};
 use appeals_core::tally::{Contribution, TallyFacts};
 use appeals_core::text::{AppealText, ExternalId, MunicipalityCode, PersonName, ResponseText, fold_for_search};
-use appeals_core::{Appeal, AppealId, Channel, DeadlinePolicy, Outcome, RecordedEvent, Scope, Status, Submission};
-use appeals_storage::{DashboardFilter, Store};
+use appeals_core::{
+    Appeal, AppealId, Channel, DeadlinePolicy, MunicipalityId, Outcome, RecordedEvent, Scope, Status, Submission,
+};
+use appeals_storage::{AppealFilter, Cursor, DashboardFilter, Store};
 use chrono::{DateTime, Datelike, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -39,8 +47,6 @@ const USERS_BY_IDS: &str = r#"SELECT "app_user"."id", "app_user"."name", "app_us
 
 const MUNICIPALITY_BY_CODE: &str = r#"SELECT "municipality"."id", "municipality"."code", "municipality"."name", "municipality"."created_at" FROM "municipality" WHERE "municipality"."code" = ? LIMIT ?"#;
 
-const MUNICIPALITIES_BY_IDS: &str = r#"SELECT "municipality"."id", "municipality"."code", "municipality"."name", "municipality"."created_at" FROM "municipality" WHERE "municipality"."id" IN ({ids})"#;
-
 const APPEAL_BY_EXTERNAL_ID: &str =
     r#"SELECT {columns} FROM "appeal" WHERE "appeal"."channel" = ? AND "appeal"."external_id" = ? LIMIT ?"#;
 
@@ -54,22 +60,6 @@ const INSERT_EVENT: &str = r#"INSERT INTO "appeal_event" ("id", "appeal_id", "se
 const APPEAL_BY_ID: &str = r#"SELECT {columns} FROM "appeal" WHERE "appeal"."id" = ? LIMIT ?"#;
 
 const UPDATE_APPEAL: &str = r#"UPDATE "appeal" SET "id" = ?, "number" = ?, "municipality_id" = ?, "channel" = ?, "external_id" = ?, "author_name" = ?, "author_contact" = ?, "text" = ?, "text_folded" = ?, "status" = ?, "priority" = ?, "category" = ?, "tags" = ?, "received_at" = ?, "seen_at" = ?, "resolved_at" = ?, "seen_due_at" = ?, "due_at" = ?, "deadline_extended" = ?, "version" = ?, "outcome" = ?, "response" = ?, "duplicate_of" = ?, "resolved_by" = ?, "last_event_seq" = ?, "last_event_hash" = ?, "micros_to_seen" = ?, "micros_to_resolution" = ? WHERE "appeal"."id" = ? AND "appeal"."version" = ? AND "appeal"."last_event_seq" = ?"#;
-
-const PAGE_FIRST: &str =
-    r#"SELECT {columns} FROM "appeal" WHERE TRUE ORDER BY "appeal"."received_at" DESC, "appeal"."id" DESC LIMIT ?"#;
-
-const PAGE_AFTER: &str = r#"SELECT {columns} FROM "appeal" WHERE "appeal"."received_at" < ? OR ("appeal"."received_at" = ? AND "appeal"."id" < ?) ORDER BY "appeal"."received_at" DESC, "appeal"."id" DESC LIMIT ?"#;
-
-const PAGE_FILTERED: &str = r#"SELECT {columns} FROM "appeal" WHERE "appeal"."municipality_id" = ? AND "appeal"."status" = ? ORDER BY "appeal"."received_at" DESC, "appeal"."id" DESC LIMIT ?"#;
-
-const PAGE_SEARCH: &str = r#"SELECT {columns} FROM "appeal" WHERE "text_folded" LIKE ? ESCAPE '\' ORDER BY "appeal"."received_at" DESC, "appeal"."id" DESC LIMIT ?"#;
-
-const COUNT_ALL: &str =
-    r#"SELECT COUNT(*) AS num_items FROM (SELECT {columns} FROM "appeal" WHERE TRUE) AS "sub_query""#;
-
-const COUNT_FILTERED: &str = r#"SELECT COUNT(*) AS num_items FROM (SELECT {columns} FROM "appeal" WHERE "appeal"."municipality_id" = ? AND "appeal"."status" = ?) AS "sub_query""#;
-
-const COUNT_SEARCH: &str = r#"SELECT COUNT(*) AS num_items FROM (SELECT {columns} FROM "appeal" WHERE "text_folded" LIKE ? ESCAPE '\') AS "sub_query""#;
 
 const APPEALS_BY_IDS: &str = r#"SELECT {columns} FROM "appeal" WHERE "appeal"."id" IN (?)"#;
 
@@ -384,24 +374,16 @@ impl FloorWorker {
         Ok(Sent::Answered)
     }
 
-    /// `Store::list_appeals` and the page's municipalities: the page and its
-    /// total in one read transaction, then the municipalities the page names.
-    async fn list(&self, page: &str, count: &str, filter: Vec<Value>, after: Vec<Value>) -> anyhow::Result<Sent> {
-        let mut page_values = filter.clone();
-        page_values.extend(after);
-        page_values.push((PAGE + 1).into());
-        let txn = appeals_storage::database::begin_read(&self.db).await?;
-        let rows = txn.query_all_raw(self.statement(&with_columns(page), page_values)).await?;
-        txn.query_one_raw(self.statement(&with_columns(count), filter)).await?;
-        txn.commit().await?;
-        let municipalities: BTreeSet<Uuid> = rows
-            .iter()
-            .take(PAGE as usize)
-            .map(|row| row.try_get::<Uuid>("", "municipality_id"))
-            .collect::<Result<_, _>>()?;
+    /// `Store::list_appeals` itself (which statements it runs depends on the
+    /// filter: the total comes from the dashboard's tallies when they can tell),
+    /// then the municipalities the page names, as the API's loader fetches them.
+    async fn list(&self, filter: AppealFilter, after: Option<Cursor>) -> anyhow::Result<Sent> {
+        let page = self.store.list_appeals(Scope::Everywhere, &filter, PAGE, after).await?;
+        let municipalities: BTreeSet<MunicipalityId> =
+            page.appeals.iter().map(|appeal| appeal.municipality_id).collect();
         if !municipalities.is_empty() {
-            let ids: Vec<Value> = municipalities.into_iter().map(Value::from).collect();
-            self.db.query_all_raw(self.statement(&with_ids(MUNICIPALITIES_BY_IDS, ids.len()), ids)).await?;
+            let ids: Vec<MunicipalityId> = municipalities.into_iter().collect();
+            self.store.municipalities_by_ids(&ids).await?;
         }
         Ok(Sent::Answered)
     }
@@ -443,20 +425,18 @@ impl Worker for FloorWorker {
         match self.scenario {
             Scenario::Intake => self.submit().await,
             Scenario::Transitions => self.transition().await,
-            Scenario::ListFirst => self.list(PAGE_FIRST, COUNT_ALL, Vec::new(), Vec::new()).await,
-            Scenario::ListDeep => {
-                let middle = self.shared.region.middle;
-                let after = vec![middle.received_at.into(), middle.received_at.into(), middle.id.as_uuid().into()];
-                self.list(PAGE_AFTER, COUNT_ALL, Vec::new(), after).await
-            }
+            Scenario::ListFirst => self.list(AppealFilter::default(), None).await,
+            Scenario::ListDeep => self.list(AppealFilter::default(), Some(self.shared.region.middle)).await,
             Scenario::ListFiltered => {
-                let municipality = self.municipality_by_code(focus()).await?;
-                let filter = vec![municipality.into(), Status::Received.as_str().into()];
-                self.list(PAGE_FILTERED, COUNT_FILTERED, filter, Vec::new()).await
+                let filter = AppealFilter {
+                    municipality_code: Some(MunicipalityCode::parse(focus())?),
+                    status: Some(Status::Received),
+                    ..AppealFilter::default()
+                };
+                self.list(filter, None).await
             }
             Scenario::ListSearch => {
-                let pattern = format!("%{}%", fold_for_search(SEARCH_TEXT));
-                self.list(PAGE_SEARCH, COUNT_SEARCH, vec![pattern.into()], Vec::new()).await
+                self.list(AppealFilter { text: Some(SEARCH_TEXT.to_owned()), ..AppealFilter::default() }, None).await
             }
             Scenario::Appeal => self.appeal().await,
             Scenario::DashboardRegion => self.dashboard(false).await,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use appeals_core::clock::check_storable;
 use appeals_core::text::{MunicipalityCode, fold_for_search};
-use appeals_core::{Appeal, AppealId, Channel, InvalidInput, Priority, Scope, Status};
+use appeals_core::{Appeal, AppealId, Channel, InvalidInput, MunicipalityId, Priority, Scope, Status};
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
@@ -16,6 +16,7 @@ use crate::database::begin_read;
 use crate::entity::{appeal, appeal_event};
 use crate::error::Result;
 use crate::records::StoredEvent;
+use crate::tally;
 
 /// The longest text a search may look for.
 pub const MAX_SEARCH_CHARS: usize = 200;
@@ -33,6 +34,31 @@ pub struct AppealFilter {
     pub received_to: Option<DateTime<Utc>>,
     /// A case-insensitive substring of the appeal's text, in any script.
     pub text: Option<String>,
+}
+
+impl AppealFilter {
+    /// Whether the dashboard's running totals know how many appeals match: they
+    /// count by municipality and status only.
+    fn counted_by_tallies(&self) -> bool {
+        let AppealFilter {
+            municipality_code: _,
+            status: _,
+            channel,
+            priority,
+            overdue,
+            seen_overdue,
+            received_from,
+            received_to,
+            text,
+        } = self;
+        channel.is_none()
+            && priority.is_none()
+            && overdue.is_none()
+            && seen_overdue.is_none()
+            && received_from.is_none()
+            && received_to.is_none()
+            && text.as_deref().is_none_or(|text| text.trim().is_empty())
+    }
 }
 
 /// A position in the list: the last appeal of the previous page. The list is
@@ -107,18 +133,16 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<AppealPage> {
-        let Some(condition) = self.filter_condition(scope, filter).await? else {
+        let Some((condition, municipality)) = self.filter_condition(scope, filter).await? else {
             return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
         };
         let mut page_condition = condition.clone();
         if let Some(cursor) = after {
-            page_condition = page_condition.add(
-                Condition::any().add(appeal::Column::ReceivedAt.lt(cursor.received_at)).add(
-                    Condition::all()
-                        .add(appeal::Column::ReceivedAt.eq(cursor.received_at))
-                        .add(appeal::Column::Id.lt(cursor.id.as_uuid())),
-                ),
-            );
+            // A row comparison, which both databases answer from the
+            // (received_at, id) indexes as one range.
+            let position = Expr::tuple([Expr::col(appeal::Column::ReceivedAt), Expr::col(appeal::Column::Id)]);
+            let cursor = Expr::tuple([Expr::value(cursor.received_at), Expr::value(cursor.id.as_uuid())]);
+            page_condition = page_condition.add(position.lt(cursor));
         }
         let txn = begin_read(self.db()).await?;
         let rows = appeal::Entity::find()
@@ -128,20 +152,32 @@ impl Store {
             .limit(first + 1)
             .all(&txn)
             .await?;
-        let total_count = appeal::Entity::find().filter(condition).count(&txn).await?;
+        // Counted from the dashboard's running totals when they can tell, as
+        // they can for a municipality and a status; by counting rows otherwise.
+        let total_count = match filter.counted_by_tallies() {
+            true => tally::count(&txn, municipality, filter.status).await?,
+            false => appeal::Entity::find().filter(condition).count(&txn).await?,
+        };
         txn.commit().await?;
         let has_next_page = rows.len() as u64 > first;
         let appeals = rows.into_iter().take(first as usize).map(Appeal::try_from).collect::<Result<Vec<_>>>()?;
         Ok(AppealPage { appeals, has_next_page, total_count })
     }
 
-    /// The SQL condition for `filter` within `scope`, or `None` when nothing can
-    /// match (a municipality outside the scope).
-    async fn filter_condition(&self, scope: Scope, filter: &AppealFilter) -> Result<Option<Condition>> {
+    /// The SQL condition for `filter` within `scope`, and the one municipality
+    /// it keeps to, if any; `None` when nothing can match (a municipality
+    /// outside the scope).
+    async fn filter_condition(
+        &self,
+        scope: Scope,
+        filter: &AppealFilter,
+    ) -> Result<Option<(Condition, Option<MunicipalityId>)>> {
         let now = self.now();
         let mut condition = Condition::all();
+        let mut only = None;
         if let Scope::Municipality(own) = scope {
             condition = condition.add(appeal::Column::MunicipalityId.eq(own.as_uuid()));
+            only = Some(own);
         }
         if let Some(code) = &filter.municipality_code {
             let municipality = self
@@ -152,6 +188,7 @@ impl Store {
                 return Ok(None);
             }
             condition = condition.add(appeal::Column::MunicipalityId.eq(municipality.id.as_uuid()));
+            only = Some(municipality.id);
         }
         if let Some(status) = filter.status {
             condition = condition.add(appeal::Column::Status.eq(status.as_str()));
@@ -190,7 +227,7 @@ impl Store {
             let pattern = format!("%{}%", escape_like(&fold_for_search(text)));
             condition = condition.add(Expr::col(appeal::Column::TextFolded).like(LikeExpr::new(pattern).escape('\\')));
         }
-        Ok(Some(condition))
+        Ok(Some((condition, only)))
     }
 
     /// An appeal's history, oldest first.

@@ -13,7 +13,7 @@ use appeals_core::MunicipalityId;
 use appeals_core::tally::{Contribution, DelayHistogram, TallyFacts};
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
 };
@@ -234,4 +234,35 @@ pub(crate) async fn record_all<'a>(
         record(txn, municipality, &total).await?;
     }
     Ok(())
+}
+
+/// How many appeals there are in `municipality` (or everywhere) with `status`
+/// (or any), from the running totals.
+pub(crate) async fn count(
+    txn: &DatabaseTransaction,
+    municipality: Option<MunicipalityId>,
+    status: Option<appeals_core::Status>,
+) -> Result<u64> {
+    use appeals_core::Status;
+    use municipality_tally::Column;
+    let mut query = municipality_tally::Entity::find().select_only();
+    let columns = match status {
+        Some(Status::Received) => vec![Column::Received],
+        Some(Status::Seen) => vec![Column::Seen],
+        Some(Status::Resolved) => vec![Column::Resolved],
+        None => vec![Column::Received, Column::Seen, Column::Resolved],
+    };
+    // Summed as BIGINT: PostgreSQL sums a BIGINT to a NUMERIC.
+    let sum = columns
+        .into_iter()
+        .map(|column| Expr::col(column).sum())
+        .reduce(|total, sum| total.add(sum))
+        .map(|total| Func::coalesce([total, Expr::value(0i64)]))
+        .map(|total| Func::cast_as(total, Alias::new("BIGINT")));
+    query = query.column_as(Expr::expr(sum.expect("at least one column")), "count");
+    if let Some(municipality) = municipality {
+        query = query.filter(Column::MunicipalityId.eq(municipality.as_uuid()));
+    }
+    let count: Option<i64> = query.into_tuple().one(txn).await?;
+    Ok(u64::try_from(count.unwrap_or(0)).unwrap_or(0))
 }
