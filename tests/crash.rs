@@ -1,4 +1,4 @@
-//! "An acknowledged write survives a crash" (the "Prove it holds" issue). The real
+//! An acknowledged write survives a crash. The real
 //! `appeals` binary serves concurrent clients that submit appeals and move them
 //! through `markSeen` and `resolveAppeal`; it is killed with SIGKILL at random
 //! moments, several times, and started again on the same database each time.

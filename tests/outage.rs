@@ -1,6 +1,6 @@
-//! "The database going away is an outage, not a catastrophe" (the "Prove it holds"
-//! issue), on PostgreSQL. The test runs a PostgreSQL instance of its own, on its
-//! own port, so that the shared server is not disturbed; the real `appeals`
+//! The database going away is an outage, not a catastrophe, on PostgreSQL. The
+//! test runs a PostgreSQL instance of its own, on its own port, so that the
+//! shared server is not disturbed; the real `appeals`
 //! binary serves a steady trickle of requests while that instance is stopped
 //! (`pg_ctl stop -m immediate`, as a crash of the database would) and started
 //! again. While it is down, every request fails fast with `INTERNAL` (or 503),

@@ -10,6 +10,7 @@ use crate::m20261128_000003_create_appeal::Appeal;
 ///   the times to reading and to resolution (bytes, see `appeals_core::tally`);
 /// - `deadline_tally`: per deadline (`ANSWER` or `READING`), day and
 ///   municipality, how many appeals still owe it;
+/// - the list's index by municipality and status ends with `id`, as its order does;
 /// - on `appeal`, the time to reading and to resolution in microseconds, indexed
 ///   per municipality, from which the exact medians are read; and partial indexes
 ///   over the appeals that still owe an answer or a reading, by deadline, for
@@ -34,6 +35,10 @@ impl MigrationTrait for Migration {
         // The same text runs on both databases, and a query uses such an index
         // only when it repeats the index's condition word for word.
         for sql in [
+            // The list filtered by municipality and status takes its order
+            // (received_at, id) from the index only when the index ends with id.
+            r#"DROP INDEX "appeal_municipality_status_idx""#,
+            r#"CREATE INDEX "appeal_municipality_status_received_idx" ON "appeal" ("municipality_id", "status", "received_at", "id")"#,
             r#"CREATE INDEX "appeal_municipality_to_seen_idx" ON "appeal" ("municipality_id", "micros_to_seen") WHERE "micros_to_seen" IS NOT NULL"#,
             r#"CREATE INDEX "appeal_municipality_to_resolution_idx" ON "appeal" ("municipality_id", "micros_to_resolution") WHERE "micros_to_resolution" IS NOT NULL"#,
             r#"CREATE INDEX "appeal_answer_owed_idx" ON "appeal" ("due_at", "municipality_id") WHERE "status" <> 'RESOLVED'"#,
@@ -89,6 +94,7 @@ impl MigrationTrait for Migration {
         manager.drop_table(Table::drop().table(MunicipalityTally::Table).to_owned()).await?;
         let db = manager.get_connection();
         for index in [
+            "appeal_municipality_status_received_idx",
             "appeal_municipality_to_seen_idx",
             "appeal_municipality_to_resolution_idx",
             "appeal_answer_owed_idx",
@@ -96,6 +102,10 @@ impl MigrationTrait for Migration {
         ] {
             db.execute_unprepared(&format!(r#"DROP INDEX "{index}""#)).await?;
         }
+        db.execute_unprepared(
+            r#"CREATE INDEX "appeal_municipality_status_idx" ON "appeal" ("municipality_id", "status", "received_at")"#,
+        )
+        .await?;
         for column in [NewAppealColumn::MicrosToSeen, NewAppealColumn::MicrosToResolution] {
             manager.alter_table(Table::alter().table(Appeal::Table).drop_column(column).to_owned()).await?;
         }

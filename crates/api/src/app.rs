@@ -35,12 +35,17 @@ use crate::telemetry;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The read buffer each WebSocket connection allocates up front.
+const WEBSOCKET_READ_BUFFER: usize = 4 * 1024;
+
 /// What every handler shares.
 #[derive(Clone)]
 struct AppState {
     schema: AppSchema,
     store: Store,
     limiter: CallerLimiter,
+    /// The largest request body, and the largest WebSocket message.
+    body_limit: usize,
 }
 
 /// A built server, bound to its port and ready to run.
@@ -64,7 +69,12 @@ impl Application {
         // Installed now, not at the first scrape, so that nothing before it is lost.
         telemetry::metrics();
         let schema = schema::build(store.clone(), EventBus::default(), config.limits);
-        let state = AppState { schema, store: store.clone(), limiter: CallerLimiter::new(config.rate_limit) };
+        let state = AppState {
+            schema,
+            store: store.clone(),
+            limiter: CallerLimiter::new(config.rate_limit),
+            body_limit: config.body_limit,
+        };
         let router = router(state, &config);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Application { listener, router, store })
@@ -209,7 +219,11 @@ async fn graphql_get(
     if let Err(wait) = state.limiter.check(header_token.as_deref(), client.ip(), 1) {
         return rate_limited(wait);
     }
-    let AppState { schema, store, .. } = state;
+    let AppState { schema, store, body_limit, .. } = state;
+    // A subscriber sends a few small messages and then listens: a read buffer of
+    // 4 KiB instead of 128 KiB keeps a thousand subscribers in a few megabytes.
+    let upgrade =
+        upgrade.read_buffer_size(WEBSOCKET_READ_BUFFER).max_message_size(body_limit).max_frame_size(body_limit);
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         GraphQLWebSocket::new(socket, schema, protocol)
             .on_connection_init(move |payload| async move {

@@ -185,6 +185,7 @@ impl Store {
         for (municipality, owed) in readings_due_earlier_today {
             stats.entry(municipality.into()).or_default().0.seen_overdue += owed as u64;
         }
+        probes.sort_by_key(|(municipality, measure, _)| (*municipality, *measure));
         for (municipality, measure, hours) in middle_durations(&txn, &probes).await? {
             let entry = stats.entry(municipality).or_default();
             match measure {
@@ -276,7 +277,7 @@ impl Store {
 /// A municipality's counts, median hours to reading and to resolution.
 type Stats = (Counts, Option<f64>, Option<f64>);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Measure {
     ToSeen,
     ToResolution,
@@ -312,13 +313,15 @@ async fn middle_durations(
                 _ => "?".to_owned(),
             }
         };
-        let (municipality, from) = (placeholder(municipality.as_uuid().into()), placeholder(probe.from_micros.into()));
+        let municipality = placeholder(municipality.as_uuid().into());
+        let from = placeholder(probe.from_micros.into());
+        let limit = placeholder((probe.middle as i64).into());
+        let offset = placeholder(i64::try_from(probe.offset).unwrap_or(i64::MAX).into());
         let column = measure.column();
-        // The part number, limit and offset are this function's own integers.
+        // Everything that varies is bound, so that the statement's text is the
+        // same from one dashboard to the next and stays prepared.
         parts.push(format!(
             r#"SELECT * FROM (SELECT {part} AS "part", "{column}" AS "micros" FROM "appeal" WHERE "municipality_id" = {municipality} AND "{column}" IS NOT NULL AND "{column}" >= {from} ORDER BY "{column}" LIMIT {limit} OFFSET {offset}) AS "part_{part}""#,
-            limit = probe.middle,
-            offset = probe.offset,
         ));
     }
     let sql = parts.join(" UNION ALL ");
