@@ -1,11 +1,12 @@
 use appeals_core::text::MunicipalityCode;
-use appeals_core::{AppealId, Operation};
+use appeals_core::{AppealId, MunicipalityId, Operation};
 use appeals_storage::{AppealFilter, Cursor};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
+use crate::schema::loaders::loaders;
 use crate::schema::types::{
     AppealConnection, AppealEdge, AppealNode, AppealStatus, Channel, PageInfo, Priority, readable_appeal, store,
 };
@@ -90,6 +91,7 @@ impl AppealsQuery {
         let after = after.as_deref().map(Cursor::decode).transpose()?;
         let filter = AppealFilter::try_from(filter.unwrap_or_default())?;
         let page = store(ctx)?.list_appeals(scope, &filter, first as u64, after).await?;
+        prefetch_municipalities(ctx, &page.appeals).await?;
         let edges: Vec<AppealEdge> = page
             .appeals
             .into_iter()
@@ -102,4 +104,21 @@ impl AppealsQuery {
             total_count: page.total_count,
         })
     }
+}
+
+/// Loads the municipalities of a page in one statement, before its fields are
+/// resolved, when the query asks for them: each appeal's `municipality` is then
+/// found in the request's cache at once, instead of waiting for the loader's
+/// batch to gather.
+async fn prefetch_municipalities(ctx: &Context<'_>, appeals: &[appeals_core::Appeal]) -> ApiResult<()> {
+    let wanted = ctx.look_ahead().field("edges").field("node").field("municipality").exists();
+    if !wanted || appeals.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<MunicipalityId> = appeals.iter().map(|appeal| appeal.municipality_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let found = store(ctx)?.municipalities_by_ids(&ids).await?;
+    loaders(ctx)?.directory.feed_many(found.into_iter().map(|municipality| (municipality.id, municipality))).await;
+    Ok(())
 }
