@@ -194,7 +194,8 @@ const SUB_BUCKETS: i64 = 64;
 /// (`u16`) and count (`u32`), little-endian.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DelayHistogram {
-    counts: BTreeMap<u16, u32>,
+    /// The non-empty buckets with their counts, in increasing order.
+    counts: Vec<(u16, u32)>,
 }
 
 /// Where the median of a histogram's durations lies.
@@ -241,21 +242,23 @@ impl DelayHistogram {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.values().map(|&count| u64::from(count)).sum()
+        self.counts.iter().map(|&(_, count)| u64::from(count)).sum()
     }
 
     /// Adds `change` durations (removes them when negative) of `micros`.
     pub fn add(&mut self, micros: i64, change: i64) -> Result<(), DamagedHistogram> {
         let bucket = DelayHistogram::bucket_of(micros);
-        let count = i64::from(self.counts.get(&bucket).copied().unwrap_or(0)) + change;
-        match u32::try_from(count) {
-            Ok(0) => {
-                self.counts.remove(&bucket);
+        let position = self.counts.binary_search_by_key(&bucket, |&(bucket, _)| bucket);
+        let current = position.map_or(0, |index| i64::from(self.counts[index].1));
+        let count =
+            u32::try_from(current + change).map_err(|_| DamagedHistogram("a bucket's count would leave its range"))?;
+        match (position, count) {
+            (Ok(index), 0) => {
+                self.counts.remove(index);
             }
-            Ok(count) => {
-                self.counts.insert(bucket, count);
-            }
-            Err(_) => return Err(DamagedHistogram("a bucket's count would leave its range")),
+            (Ok(index), count) => self.counts[index].1 = count,
+            (Err(_), 0) => {}
+            (Err(index), count) => self.counts.insert(index, (bucket, count)),
         }
         Ok(())
     }
@@ -268,7 +271,7 @@ impl DelayHistogram {
         }
         let lower_middle = (total - 1) / 2;
         let mut below = 0;
-        for (&bucket, &count) in &self.counts {
+        for &(bucket, count) in &self.counts {
             if below + u64::from(count) > lower_middle {
                 return Some(MedianProbe {
                     from_micros: DelayHistogram::bucket_start(bucket),
@@ -294,16 +297,14 @@ impl DelayHistogram {
         if !bytes.len().is_multiple_of(6) {
             return Err(DamagedHistogram("its length is not a whole number of buckets"));
         }
-        let mut counts = BTreeMap::new();
-        let mut previous = None;
+        let mut counts: Vec<(u16, u32)> = Vec::with_capacity(bytes.len() / 6);
         for chunk in bytes.chunks_exact(6) {
             let bucket = u16::from_le_bytes([chunk[0], chunk[1]]);
             let count = u32::from_le_bytes([chunk[2], chunk[3], chunk[4], chunk[5]]);
-            if previous.is_some_and(|previous| previous >= bucket) || count == 0 {
+            if counts.last().is_some_and(|&(previous, _)| previous >= bucket) || count == 0 {
                 return Err(DamagedHistogram("its buckets are out of order or empty"));
             }
-            previous = Some(bucket);
-            counts.insert(bucket, count);
+            counts.push((bucket, count));
         }
         Ok(DelayHistogram { counts })
     }

@@ -139,7 +139,7 @@ impl Store {
             appeal::Entity::find()
                 .select_only()
                 .column(appeal::Column::MunicipalityId)
-                .column_as(appeal::Column::Id.count(), "owed")
+                .column_as(Expr::cust("COUNT(*)"), "owed")
                 .filter(Expr::cust(owing))
                 .filter(column.gte(start_of_day(today)))
                 .filter(column.lt(now))
