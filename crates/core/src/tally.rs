@@ -135,37 +135,32 @@ impl Contribution {
     /// How the totals change when an appeal goes from `before` to `after`; only
     /// what changed is left in it.
     pub fn change(before: &TallyFacts, after: &TallyFacts) -> Contribution {
-        let (old, new) = (Contribution::of(before), Contribution::of(after));
-        fn subtract<K: Ord + Copy>(new: &BTreeMap<K, i64>, old: &BTreeMap<K, i64>) -> BTreeMap<K, i64> {
-            let mut change = new.clone();
-            for (key, count) in old {
-                *change.entry(*key).or_default() -= count;
-            }
-            change.retain(|_, count| *count != 0);
-            change
+        let mut change = Contribution::of(after);
+        change.merge(&Contribution::of(before), -1);
+        for counts in [&mut change.to_seen, &mut change.to_resolution] {
+            counts.retain(|_, count| *count != 0);
         }
-        Contribution {
-            received: new.received - old.received,
-            seen: new.seen - old.seen,
-            resolved: new.resolved - old.resolved,
-            deadlines: subtract(&new.deadlines, &old.deadlines),
-            to_seen: subtract(&new.to_seen, &old.to_seen),
-            to_resolution: subtract(&new.to_resolution, &old.to_resolution),
-        }
+        change.deadlines.retain(|_, count| *count != 0);
+        change
     }
 
     /// Adds `other` to this one (the totals of several appeals).
     pub fn add(&mut self, other: &Contribution) {
-        self.received += other.received;
-        self.seen += other.seen;
-        self.resolved += other.resolved;
+        self.merge(other, 1);
+    }
+
+    /// Adds `sign` times `other` to this one.
+    fn merge(&mut self, other: &Contribution, sign: i64) {
+        self.received += sign * other.received;
+        self.seen += sign * other.seen;
+        self.resolved += sign * other.resolved;
         for (mine, theirs) in [(&mut self.to_seen, &other.to_seen), (&mut self.to_resolution, &other.to_resolution)] {
             for (micros, count) in theirs {
-                *mine.entry(*micros).or_default() += count;
+                *mine.entry(*micros).or_default() += sign * count;
             }
         }
         for (key, count) in &other.deadlines {
-            *self.deadlines.entry(*key).or_default() += count;
+            *self.deadlines.entry(*key).or_default() += sign * count;
         }
     }
 

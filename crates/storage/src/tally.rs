@@ -3,9 +3,11 @@
 //! change them; `appeals_core::tally` says what each appeal contributes.
 //!
 //! Lock order: a writer locks its appeal (or its registration counter) first,
-//! then its municipality's tally row, then the deadline rows it changes, so two
-//! writers never wait on each other in a cycle. The tally row is taken last of
-//! all, just before the commit, so it is held as briefly as the commit takes.
+//! then the deadline rows it changes, in (deadline, day) order, then its
+//! municipality's tally row, so two writers never wait on each other in a
+//! cycle. The tally row, which every write of the municipality needs, is taken
+//! last of all, just before the commit, so it is held as briefly as the commit
+//! takes.
 
 use std::collections::{BTreeMap, HashMap};
 
