@@ -181,7 +181,7 @@ const FIELDS: &[&str] = &[
 ];
 
 async fn every_hostile_string_in_every_field_gets_a_clear_answer_and_changes_nothing_else(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |config| config.rate_limit = None).await else { return };
+    let Some(app) = spawn_app_with(backend, |config| config.disable_rate_limits()).await else { return };
     let actors = Actors {
         intake: app.token(Role::Intake, None).await,
         head: app.token(Role::Head, Some("tomsk")).await,

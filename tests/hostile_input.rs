@@ -266,7 +266,7 @@ async fn queries_too_deep_or_too_costly(target: &Target) {
     let aliases: String = (0..500)
         .map(|index| format!("a{index}: appeal(id: \"{received}\") {{ id number text status version }} "))
         .collect();
-    target.refused("500 aliases of appeal(id:)", token, &format!("{{ {aliases} }}"), json!({}), "VALIDATION").await;
+    target.refused("500 aliases of appeal(id:)", token, &format!("{{ {aliases} }}"), json!({}), "QUERY_TOO_COMPLEX").await;
 
     let mut fragments = String::from("fragment F0 on Query { me { id } } ");
     for level in 1..=40 {
@@ -589,7 +589,7 @@ async fn injection_attempts_are_stored_and_searched_literally(target: &Target) {
 async fn hostile_input_is_refused_with_a_clear_code_and_the_server_stays_healthy(backend: Backend) {
     // The cases and the health checks after each come faster than the per-token
     // rate limit allows; what is tested here is the answer to each request.
-    let Some(app) = spawn_app_with(backend, |config| config.rate_limit = None).await else { return };
+    let Some(app) = spawn_app_with(backend, |config| config.disable_rate_limits()).await else { return };
     let target = Target::new(app).await;
     target.record("bodies", bodies_that_are_not_graphql_requests(&target)).await;
     target.record("documents", documents_that_are_not_valid_graphql(&target)).await;

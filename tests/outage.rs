@@ -3,7 +3,7 @@
 //! shared server is not disturbed; the real `appeals`
 //! binary serves a steady trickle of requests while that instance is stopped
 //! (`pg_ctl stop -m immediate`, as a crash of the database would) and started
-//! again. While it is down, every request fails fast with `INTERNAL` (or 503),
+//! again. While it is down, every request fails fast with `SERVICE_UNAVAILABLE` or `INTERNAL` (or 503),
 //! never hangs and never reports a write that did not happen; `/readyz` says
 //! 503 and `/healthz` 200. Once it is back, the service recovers by itself,
 //! without a restart, and nothing acknowledged before is lost.
@@ -220,11 +220,12 @@ async fn request(
     }
 }
 
-/// A failure as the outage allows it: `INTERNAL`, in a 200 or a 503, or a bare
+/// A failure as the outage allows it: `SERVICE_UNAVAILABLE` (no connection to be
+/// had) or `INTERNAL` (the connection broke mid-statement), in a 200 or a 503, or a bare
 /// 503, with a plain message that shows no SQL.
 fn acceptable_failure(failure: &Failure) -> Result<(), String> {
     match failure {
-        Failure::Coded { status: 200 | 503, code, message } if code == "INTERNAL" => {
+        Failure::Coded { status: 200 | 503, code, message } if code == "SERVICE_UNAVAILABLE" || code == "INTERNAL" => {
             let leaked = ["SELECT", "INSERT", "UPDATE", "DELETE", " FROM ", "WHERE", "sqlx", "sea_orm", "\"app_user\""]
                 .into_iter()
                 .find(|word| message.contains(word));
@@ -235,7 +236,7 @@ fn acceptable_failure(failure: &Failure) -> Result<(), String> {
         }
         Failure::Status(503) => Ok(()),
         Failure::NoAnswer(error) => Err(format!("no answer: {error}")),
-        other => Err(format!("not INTERNAL nor 503: {other:?}")),
+        other => Err(format!("not SERVICE_UNAVAILABLE, INTERNAL nor 503: {other:?}")),
     }
 }
 

@@ -95,7 +95,7 @@ struct Region {
 impl Region {
     async fn new(backend: Backend) -> Option<Region> {
         // Probing takes many requests; the rate limit is another test's subject.
-        let app = spawn_app_with(backend, |config| config.rate_limit = None).await?;
+        let app = spawn_app_with(backend, |config| config.disable_rate_limits()).await?;
         let intake = app.token(Role::Intake, None).await;
         let mut region = Region {
             tomsk_head: app.token(Role::Head, Some(OWN)).await,

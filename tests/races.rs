@@ -355,7 +355,7 @@ fn check_appeal(index: usize, record: &Value, accepted: &[&Accepted]) -> Vec<Str
 }
 
 async fn a_soak_of_concurrent_commands_loses_no_update_and_doubles_no_effect(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |config| config.rate_limit = None).await else { return };
+    let Some(app) = spawn_app_with(backend, |config| config.disable_rate_limits()).await else { return };
     let app = Arc::new(app);
     let intake = app.token(Role::Intake, None).await;
     let auditor = app.token(Role::Auditor, None).await;
@@ -447,7 +447,7 @@ const BOTS: usize = 10;
 const RETRIES: usize = 5;
 
 async fn a_storm_of_retried_submissions_registers_each_message_exactly_once(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |config| config.rate_limit = None).await else { return };
+    let Some(app) = spawn_app_with(backend, |config| config.disable_rate_limits()).await else { return };
     let app = Arc::new(app);
     let governor = app.token(Role::GovernorOffice, None).await;
     let mut bots = Vec::new();

@@ -13,7 +13,7 @@ const ME: &str = "{ me { role } }";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_flooding_bot_is_limited_while_an_assistant_is_still_served() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.rate_limit = Some(RateLimit { per_second: 1, burst: 5 });
+        config.caller_limits.per_user = Some(RateLimit { per_second: 1, burst: 5 });
     })
     .await
     .expect("SQLite needs no setup");
@@ -43,23 +43,33 @@ async fn one_flooding_bot_is_limited_while_an_assistant_is_still_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn requests_without_a_token_are_limited_by_address() {
+async fn requests_without_a_valid_token_are_limited_by_address_however_many_tokens_are_made_up() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.rate_limit = Some(RateLimit { per_second: 1, burst: 3 });
+        config.caller_limits.per_address = Some(RateLimit { per_second: 1, burst: 3 });
     })
     .await
     .expect("SQLite needs no setup");
+    let assistant = app.token(Role::Assistant, Some("tomsk")).await;
+    assert_eq!(app.post(Some(&assistant), &json!({ "query": ME })).await.status(), 200, "a known user, before");
+    let statements_before = app.store.statements_executed();
     let mut statuses = Vec::new();
-    for _ in 0..10 {
-        statuses.push(app.post(None, &json!({ "query": ME })).await.status().as_u16());
+    for attempt in 0..20 {
+        let made_up = format!("made-up-token-{attempt}");
+        let token = if attempt % 2 == 0 { None } else { Some(made_up.as_str()) };
+        statuses.push(app.post(token, &json!({ "query": ME })).await.status().as_u16());
     }
-    assert!(statuses.contains(&429), "anonymous floods are limited too: {statuses:?}");
+    let limited = statuses.iter().filter(|status| **status == 429).count();
+    assert!(limited >= 15, "anonymous and made-up-token floods share the address's budget: {statuses:?}");
+    let looked_up = app.store.statements_executed() - statements_before;
+    assert!(looked_up <= 6, "refused requests cost the database nothing ({looked_up} statements for 20 requests)");
+    let served = app.post(Some(&assistant), &json!({ "query": ME })).await;
+    assert_eq!(served.status(), 200, "a known user from the same address is still served");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_counts_each_of_its_operations() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.rate_limit = Some(RateLimit { per_second: 1, burst: 5 });
+        config.caller_limits.per_user = Some(RateLimit { per_second: 1, burst: 5 });
     })
     .await
     .expect("SQLite needs no setup");

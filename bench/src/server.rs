@@ -73,6 +73,8 @@ impl Server {
         let child = Command::new(binary)
             .args(["serve", "--database-url", database_url, "--listen", &format!("127.0.0.1:{port}")])
             .args(["--rate-limit", "0", "--database-pool-size", &pool_size.to_string()])
+            // A thousand subscribers of one user from one address are the load.
+            .args(["--max-connections-per-address", "0", "--max-sockets-per-user", "0"])
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output)

@@ -6,10 +6,15 @@ use std::time::Duration;
 
 use appeals_core::{DeadlinePolicy, PolicyDuration};
 use appeals_storage::PoolSettings;
+use axum::http::HeaderName;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::rate_limit::RateLimit;
+use crate::admission::DocumentLimits;
+use crate::budget::QueryBudget;
+use crate::connections::ConnectionLimits;
+use crate::rate_limit::{LimitSettings, RateLimit};
 use crate::schema::QueryLimits;
+use crate::websocket::SocketSettings;
 
 /// Appeals: citizens' appeals to the heads of municipalities, tracked to their
 /// resolution.
@@ -111,18 +116,84 @@ pub struct ServeArgs {
     #[arg(long, env = "APPEALS_MAX_QUERY_DEPTH", default_value_t = QueryLimits::default().max_depth)]
     pub max_query_depth: usize,
 
-    /// The highest complexity (roughly, fields selected) a query may have.
-    #[arg(long, env = "APPEALS_MAX_QUERY_COMPLEXITY", default_value_t = QueryLimits::default().max_complexity)]
-    pub max_query_complexity: usize,
+    /// What one operation may cost: a field costs 1, a long text about 1 per
+    /// kilobyte, and a list multiplies what it holds by its `first`.
+    #[arg(long, env = "APPEALS_MAX_QUERY_COST", default_value_t = QueryBudget::default().max_cost)]
+    pub max_query_cost: usize,
 
-    /// Requests per second each token (or each address, without a token) may
-    /// sustain; 0 turns rate limiting off.
+    /// The largest answer, in bytes of JSON.
+    #[arg(long, env = "APPEALS_RESPONSE_LIMIT", default_value_t = 16 * 1024 * 1024)]
+    pub response_limit: usize,
+
+    /// The most operations in one batched request.
+    #[arg(long, env = "APPEALS_MAX_BATCH", default_value_t = DocumentLimits::default().max_batch)]
+    pub max_batch: usize,
+
+    /// Operations per second each user may sustain; 0 turns rate limiting off
+    /// (for users and addresses alike).
     #[arg(long, env = "APPEALS_RATE_LIMIT", default_value_t = 50)]
     pub rate_limit: u32,
 
-    /// How many requests a token may send at once above the sustained rate.
+    /// How many operations a user may send at once above the sustained rate.
     #[arg(long, env = "APPEALS_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
+
+    /// Requests per second one client address may send without a valid token
+    /// (none, unknown or revoked).
+    #[arg(long, env = "APPEALS_ANONYMOUS_RATE_LIMIT", default_value_t = 10)]
+    pub anonymous_rate_limit: u32,
+
+    /// The burst of requests without a valid token one address may send at once.
+    #[arg(long, env = "APPEALS_ANONYMOUS_RATE_LIMIT_BURST", default_value_t = 50)]
+    pub anonymous_rate_limit_burst: u32,
+
+    /// Requests one user (or one address, without a token) may have running at
+    /// once; 0 for no limit.
+    #[arg(long, env = "APPEALS_MAX_REQUESTS_IN_FLIGHT", default_value_t = 8)]
+    pub max_requests_in_flight: usize,
+
+    /// The header a trusted reverse proxy puts the client's address in, such as
+    /// `X-Forwarded-For` (its last address is used) or `X-Real-IP`. Set it only
+    /// when every request comes through that proxy.
+    #[arg(long, env = "APPEALS_CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<HeaderName>,
+
+    /// The most connections open at once; 0 for no limit.
+    #[arg(long, env = "APPEALS_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+
+    /// The most connections open at once from one peer address; 0 for no limit.
+    #[arg(long, env = "APPEALS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = ConnectionLimits::default().max_per_address)]
+    pub max_connections_per_address: usize,
+
+    /// How long a client has to send a request's head.
+    #[arg(long, env = "APPEALS_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: PolicyDuration,
+
+    /// How long a connection may send nothing before it is closed.
+    #[arg(long, env = "APPEALS_IDLE_TIMEOUT", default_value = "60s")]
+    pub idle_timeout: PolicyDuration,
+
+    /// How long shutdown waits for requests in flight before abandoning them.
+    #[arg(long, env = "APPEALS_SHUTDOWN_TIMEOUT", default_value = "10s")]
+    pub shutdown_timeout: PolicyDuration,
+
+    /// How long a WebSocket client has to send `connection_init`.
+    #[arg(long, env = "APPEALS_WEBSOCKET_INIT_TIMEOUT", default_value = "10s")]
+    pub websocket_init_timeout: PolicyDuration,
+
+    /// How often the server pings its WebSockets.
+    #[arg(long, env = "APPEALS_WEBSOCKET_PING_INTERVAL", default_value = "20s")]
+    pub websocket_ping_interval: PolicyDuration,
+
+    /// The most operations (subscriptions included) one WebSocket runs at once;
+    /// 0 for no limit.
+    #[arg(long, env = "APPEALS_MAX_OPERATIONS_PER_SOCKET", default_value_t = SocketSettings::default().max_operations_per_socket)]
+    pub max_operations_per_socket: usize,
+
+    /// The most WebSockets one user may hold open; 0 for no limit.
+    #[arg(long, env = "APPEALS_MAX_SOCKETS_PER_USER", default_value_t = SocketSettings::default().max_sockets_per_user)]
+    pub max_sockets_per_user: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -162,30 +233,43 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub policy: DeadlinePolicy,
     pub body_limit: usize,
+    pub response_limit: usize,
     pub request_timeout: Duration,
     pub limits: QueryLimits,
-    /// `None` turns rate limiting off.
-    pub rate_limit: Option<RateLimit>,
+    pub documents: DocumentLimits,
+    pub caller_limits: LimitSettings,
+    pub connections: ConnectionLimits,
+    pub sockets: SocketSettings,
 }
 
 impl ServerConfig {
-    /// The defaults of `appeals serve`, on `database_url`.
+    /// The configuration `appeals serve --database-url URL` would have: the
+    /// defaults are written once, on [`ServeArgs`] (and the environment's
+    /// `APPEALS_*` variables apply, as they do to the command).
+    ///
+    /// # Panics
+    /// If an `APPEALS_*` variable of the environment holds a value the command
+    /// would refuse too.
     pub fn new(database_url: impl Into<String>) -> Self {
-        ServerConfig {
-            database_url: database_url.into(),
-            pool: PoolSettings::default(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            policy: DeadlinePolicy::default(),
-            body_limit: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            limits: QueryLimits::default(),
-            rate_limit: Some(RateLimit { per_second: 50, burst: 100 }),
+        let url = database_url.into();
+        match Cli::try_parse_from(["appeals", "serve", "--database-url", &url]) {
+            Ok(Cli { command: Command::Serve(args), .. }) => ServerConfig::from(args),
+            Ok(_) => unreachable!("`serve` parses as the serve command"),
+            Err(error) => panic!("the environment's APPEALS_* settings do not parse: {error}"),
         }
+    }
+
+    /// Turns every per-caller limit off (rate, requests in flight).
+    pub fn disable_rate_limits(&mut self) {
+        self.caller_limits.per_user = None;
+        self.caller_limits.per_address = None;
+        self.caller_limits.in_flight_per_caller = 0;
     }
 }
 
 impl From<ServeArgs> for ServerConfig {
     fn from(args: ServeArgs) -> Self {
+        let limiting = args.rate_limit > 0;
         ServerConfig {
             pool: args.database.pool(),
             database_url: args.database.database_url,
@@ -196,10 +280,32 @@ impl From<ServeArgs> for ServerConfig {
                 max_extension: args.max_extension,
             },
             body_limit: args.body_limit,
+            response_limit: args.response_limit,
             request_timeout: to_std(args.request_timeout),
-            limits: QueryLimits { max_depth: args.max_query_depth, max_complexity: args.max_query_complexity },
-            rate_limit: (args.rate_limit > 0)
-                .then_some(RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst }),
+            limits: QueryLimits { max_depth: args.max_query_depth, budget: QueryBudget { max_cost: args.max_query_cost } },
+            documents: DocumentLimits { max_batch: args.max_batch.max(1), ..DocumentLimits::default() },
+            caller_limits: LimitSettings {
+                per_user: limiting.then_some(RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst }),
+                per_address: (limiting && args.anonymous_rate_limit > 0).then_some(RateLimit {
+                    per_second: args.anonymous_rate_limit,
+                    burst: args.anonymous_rate_limit_burst,
+                }),
+                in_flight_per_caller: if limiting { args.max_requests_in_flight } else { 0 },
+                client_address_header: args.client_address_header,
+            },
+            connections: ConnectionLimits {
+                max_connections: args.max_connections,
+                max_per_address: args.max_connections_per_address,
+                header_read_timeout: to_std(args.header_read_timeout),
+                idle_timeout: to_std(args.idle_timeout),
+                shutdown_timeout: to_std(args.shutdown_timeout),
+            },
+            sockets: SocketSettings {
+                init_timeout: to_std(args.websocket_init_timeout),
+                ping_interval: to_std(args.websocket_ping_interval),
+                max_operations_per_socket: args.max_operations_per_socket,
+                max_sockets_per_user: args.max_sockets_per_user,
+            },
         }
     }
 }

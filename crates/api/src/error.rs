@@ -26,6 +26,11 @@ pub enum ErrorCode {
     VersionConflict,
     /// The caller sent too many requests.
     RateLimited,
+    /// The operation would cost more than the budget of one request.
+    QueryTooComplex,
+    /// The database is out of reach or every connection is busy; retrying in a
+    /// few seconds may succeed.
+    ServiceUnavailable,
     /// The server failed; details are in its log, never in the response.
     Internal,
 }
@@ -40,6 +45,8 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::VersionConflict => "VERSION_CONFLICT",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -100,7 +107,10 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "the database is unavailable");
-                ApiError::new(ErrorCode::Internal, "the service is temporarily unavailable; try again shortly")
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the service is temporarily unavailable (the database is busy or out of reach); retry in a few seconds",
+                )
             }
             StorageError::Database(cause) => ApiError::internal(format_args!("database error: {cause}")),
             StorageError::Corrupt(cause) => ApiError::internal(format_args!("inconsistent stored data: {cause}")),

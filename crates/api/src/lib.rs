@@ -5,24 +5,34 @@
 //!
 //! Layout, in reading order:
 //! - [`config`]: the command line and the server's configuration.
-//! - [`app`]: the axum server, its routes and middleware.
+//! - [`app`]: the server's routes and middleware, from start to shutdown.
+//! - [`connections`]: accepting connections, with limits and timeouts.
+//! - [`graphql_http`]: `/graphql` over HTTP.
+//! - [`websocket`]: `/graphql` over WebSocket, each operation a request of its own.
+//! - [`admission`]: what a document must pass before it is parsed and validated.
+//! - [`budget`]: what one operation may cost, and its share of the database.
 //! - [`auth`]: bearer tokens on HTTP and WebSocket.
 //! - [`schema`]: types, loaders, queries, mutations, the subscription.
 //! - [`error`]: the one mapping from every error to `extensions.code`.
 //! - [`notifications`]: the bus that carries committed events to subscribers.
-//! - [`rate_limit`]: per-caller request limits.
+//! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.
 //! - [`cli`]: `migrate`, `user add`, `audit verify`.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod error;
+pub mod graphql_http;
 pub mod notifications;
 pub mod rate_limit;
 pub mod schema;
 pub mod telemetry;
+pub mod websocket;
 
 use std::process::ExitCode;
 

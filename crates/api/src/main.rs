@@ -4,6 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    raise_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -11,7 +12,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(appeals_api::run(appeals_api::config::Cli::parse())) {
+    let outcome = runtime.block_on(appeals_api::run(appeals_api::config::Cli::parse()));
+    // The server has finished its own shutdown; whatever task is still running
+    // (a request abandoned at the deadline) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -19,6 +24,24 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Every connection is a file descriptor, and the soft limit is often 1,024:
+/// raise it to the hard limit, so that the server's own connection limits are
+/// the ones that bind.
+#[cfg(unix)]
+fn raise_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_file_limit() {}
 
 /// glibc's malloc gives threads that allocate at once arenas of their own, up to
 /// eight per core, and memory freed in one arena is not reused by another. The

@@ -47,7 +47,7 @@ pub use dashboard::{Counts, Dashboard, DashboardFilter, MunicipalityStats};
 pub use database::PoolSettings;
 pub use directory::{Municipality, Token, User};
 pub use error::StorageError;
-pub use queries::{AppealFilter, AppealPage, Cursor};
+pub use queries::{AppealFilter, AppealPage, Cursor, HistoryWindow};
 pub use records::StoredEvent;
 
 /// The database, the deadline policy new appeals are held to, and the clock.

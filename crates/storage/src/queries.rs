@@ -239,6 +239,38 @@ impl Store {
     pub async fn histories(&self, ids: &[AppealId]) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
         histories_on(self.db(), ids).await
     }
+
+    /// The events of each appeal in `ids` with `seq` in `window`, oldest first, in
+    /// one statement. `seq` runs 1, 2, 3… without gaps, so the window bounds what is
+    /// read however long a history grows.
+    pub async fn history_windows(
+        &self,
+        ids: &[AppealId],
+        window: HistoryWindow,
+    ) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
+        let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows = appeal_event::Entity::find()
+            .filter(appeal_event::Column::AppealId.is_in(uuids))
+            .filter(appeal_event::Column::Seq.gt(window.after_seq))
+            .filter(appeal_event::Column::Seq.lte(window.after_seq.saturating_add(window.first)))
+            .order_by_asc(appeal_event::Column::AppealId)
+            .order_by_asc(appeal_event::Column::Seq)
+            .all(self.db())
+            .await?;
+        let mut histories: HashMap<AppealId, Vec<StoredEvent>> = HashMap::with_capacity(ids.len());
+        for row in rows {
+            let event = StoredEvent::try_from(row)?;
+            histories.entry(event.event.appeal_id).or_default().push(event);
+        }
+        Ok(histories)
+    }
+}
+
+/// A stretch of an appeal's history: the `first` events after `seq` `after_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryWindow {
+    pub after_seq: i32,
+    pub first: i32,
 }
 
 /// [`Store::history`] on `db`, which may be a transaction.

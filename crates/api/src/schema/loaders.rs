@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use appeals_core::{Appeal, AppealId, MunicipalityId, UserId};
-use appeals_storage::{Municipality, Store, StoredEvent, User};
+use appeals_storage::{HistoryWindow, Municipality, Store, StoredEvent, User};
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::error::{ApiError, ApiResult};
 
-/// The key for an appeal's history, as distinct from the appeal itself.
+/// The key for a stretch of an appeal's history, as distinct from the appeal itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HistoryOf(pub AppealId);
+pub struct HistoryOf(pub AppealId, pub HistoryWindow);
 
 /// Loads by id through the store.
 pub struct StoreLoader {
@@ -83,9 +83,18 @@ impl Loader<HistoryOf> for StoreLoader {
     type Value = Vec<StoredEvent>;
     type Error = ApiError;
 
+    /// One statement per distinct window; a page asks for the same window of
+    /// every appeal, so that is one statement.
     async fn load(&self, keys: &[HistoryOf]) -> Result<HashMap<HistoryOf, Vec<StoredEvent>>, ApiError> {
-        let ids: Vec<AppealId> = keys.iter().map(|key| key.0).collect();
-        let histories = self.store.histories(&ids).await?;
-        Ok(histories.into_iter().map(|(id, events)| (HistoryOf(id), events)).collect())
+        let mut by_window: HashMap<HistoryWindow, Vec<AppealId>> = HashMap::new();
+        for HistoryOf(id, window) in keys {
+            by_window.entry(*window).or_default().push(*id);
+        }
+        let mut loaded = HashMap::with_capacity(keys.len());
+        for (window, ids) in by_window {
+            let histories = self.store.history_windows(&ids, window).await?;
+            loaded.extend(histories.into_iter().map(|(id, events)| (HistoryOf(id, window), events)));
+        }
+        Ok(loaded)
     }
 }

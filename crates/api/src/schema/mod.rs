@@ -10,6 +10,7 @@ pub mod types;
 use appeals_storage::Store;
 use async_graphql::Schema;
 
+use crate::budget::QueryBudget;
 use crate::notifications::EventBus;
 
 pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, subscription::SubscriptionRoot>;
@@ -22,13 +23,13 @@ pub struct QueryLimits {
     /// as graphql-js 16 and GraphiQL send it, 15 with graphql-js 17's `typeDepth`):
     /// the schema is public.
     pub max_depth: usize,
-    /// The most fields (counting each alias and list item estimate) a query may select.
-    pub max_complexity: usize,
+    /// What one operation may cost (see [`crate::budget`]).
+    pub budget: QueryBudget,
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self { max_depth: 15, max_complexity: 2_000 }
+        Self { max_depth: 15, budget: QueryBudget::default() }
     }
 }
 
@@ -37,8 +38,8 @@ pub fn build(store: Store, bus: EventBus, limits: QueryLimits) -> AppSchema {
     Schema::build(query::QueryRoot::default(), mutation::MutationRoot::default(), subscription::SubscriptionRoot)
         .data(store)
         .data(bus)
+        .extension(limits.budget)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .limit_directives(16)
         .finish()

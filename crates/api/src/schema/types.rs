@@ -4,7 +4,7 @@
 //! handful of queries, not one per appeal.
 
 use appeals_core::{Appeal, Operation};
-use appeals_storage::{Municipality, Store, StoredEvent, User};
+use appeals_storage::{HistoryWindow, Municipality, Store, StoredEvent, User};
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -123,6 +123,11 @@ impl UserNode {
     }
 }
 
+/// How many events `Appeal.history` returns when `first` is not given.
+pub const DEFAULT_HISTORY: i32 = 100;
+/// The most events `Appeal.history` returns at once.
+pub const MAX_HISTORY: i32 = 1_000;
+
 /// A citizen's appeal to the head of a municipality.
 pub struct AppealNode(pub Appeal);
 
@@ -163,6 +168,7 @@ impl AppealNode {
         self.0.author_contact.as_ref().map(|value| value.as_str())
     }
 
+    #[graphql(complexity = "crate::budget::TEXT_COST")]
     async fn text(&self) -> &str {
         self.0.text.as_str()
     }
@@ -230,9 +236,27 @@ impl AppealNode {
         self.0.resolution.clone().map(ResolutionNode)
     }
 
-    /// Everything that happened to the appeal, oldest first.
-    async fn history(&self, ctx: &Context<'_>) -> ApiResult<Vec<AppealEventNode>> {
-        let events = loaders(ctx)?.appeals.load_one(HistoryOf(self.0.id)).await?.unwrap_or_default();
+    /// Everything that happened to the appeal, oldest first: the `first` events
+    /// (default 100, at most 1,000) after the event numbered `after` (default 0,
+    /// the start). A longer history is read a page at a time, passing the last
+    /// `seq` seen as `after`.
+    #[graphql(complexity = "crate::budget::list(first.unwrap_or(DEFAULT_HISTORY).min(MAX_HISTORY), child_complexity)")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<i32>,
+    ) -> ApiResult<Vec<AppealEventNode>> {
+        let first = first.unwrap_or(DEFAULT_HISTORY);
+        if !(0..=MAX_HISTORY).contains(&first) {
+            return Err(ApiError::validation("first", format!("must be from 0 to {MAX_HISTORY}")));
+        }
+        let after_seq = after.unwrap_or(0);
+        if after_seq < 0 {
+            return Err(ApiError::validation("after", "must be a seq, 0 or more"));
+        }
+        let window = HistoryWindow { after_seq, first };
+        let events = loaders(ctx)?.appeals.load_one(HistoryOf(self.0.id, window)).await?.unwrap_or_default();
         Ok(events.into_iter().map(AppealEventNode).collect())
     }
 }
@@ -247,6 +271,7 @@ impl ResolutionNode {
     }
 
     /// What the citizen was told, or why no answer was owed.
+    #[graphql(complexity = "crate::budget::TEXT_COST")]
     async fn response(&self) -> &str {
         self.0.response.as_str()
     }
@@ -306,6 +331,7 @@ impl AppealEventNode {
     }
 
     /// The event's text: a note, a reason, or the response of a resolution.
+    #[graphql(complexity = "crate::budget::TEXT_COST")]
     async fn note(&self) -> Option<&str> {
         self.0.event.note.as_deref()
     }

@@ -76,6 +76,7 @@ impl AppealsQuery {
 
     /// The appeals in the caller's scope, newest first (ties broken by id), a page
     /// of at most 100 at a time.
+    #[graphql(complexity = "crate::budget::list(first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE), child_complexity)")]
     async fn appeals(
         &self,
         ctx: &Context<'_>,

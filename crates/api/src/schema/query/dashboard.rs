@@ -21,6 +21,7 @@ pub struct Dashboard {
     pub overdue: u64,
     pub seen_overdue: u64,
     /// Every municipality in scope, empty ones too, by code.
+    #[graphql(complexity = "crate::budget::list(crate::budget::MUNICIPALITIES_ESTIMATE, child_complexity)")]
     pub municipalities: Vec<MunicipalityStatsNode>,
 }
 

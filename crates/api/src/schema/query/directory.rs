@@ -16,6 +16,7 @@ impl DirectoryQuery {
 
     /// Every municipality, by code. Municipalities are public to every
     /// authenticated user; their appeals are not.
+    #[graphql(complexity = "crate::budget::list(crate::budget::MUNICIPALITIES_ESTIMATE, child_complexity)")]
     async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityNode>> {
         current_user(ctx)?;
         Ok(store(ctx)?.municipalities().await?.into_iter().map(MunicipalityNode).collect())
