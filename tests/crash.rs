@@ -155,7 +155,11 @@ async fn post(
         return Answer::Refused(format!("HTTP {status}"), body.to_string());
     }
     if let Some(code) = body["errors"][0]["extensions"]["code"].as_str() {
-        return if code == "INTERNAL" || code == "SERVICE_UNAVAILABLE" { Answer::Unknown } else { Answer::Refused(code.to_owned(), body.to_string()) };
+        return if code == "INTERNAL" || code == "SERVICE_UNAVAILABLE" {
+            Answer::Unknown
+        } else {
+            Answer::Refused(code.to_owned(), body.to_string())
+        };
     }
     match &body["data"][field] {
         payload @ Value::Object(_) => Answer::Done(payload.clone()),

@@ -266,7 +266,9 @@ async fn queries_too_deep_or_too_costly(target: &Target) {
     let aliases: String = (0..500)
         .map(|index| format!("a{index}: appeal(id: \"{received}\") {{ id number text status version }} "))
         .collect();
-    target.refused("500 aliases of appeal(id:)", token, &format!("{{ {aliases} }}"), json!({}), "QUERY_TOO_COMPLEX").await;
+    target
+        .refused("500 aliases of appeal(id:)", token, &format!("{{ {aliases} }}"), json!({}), "QUERY_TOO_COMPLEX")
+        .await;
 
     let mut fragments = String::from("fragment F0 on Query { me { id } } ");
     for level in 1..=40 {

@@ -135,6 +135,41 @@ impl ServerProcess {
         self.spawn_and_wait().await;
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The most memory the running process has held (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Sends SIGTERM, as an operator's supervisor would, and waits up to `within`
+    /// for the process to exit. Returns how long it took, or `None` if it did not
+    /// exit in time (it is then killed).
+    pub fn terminate(&mut self, within: Duration) -> Option<Duration> {
+        let mut child = self.child.take()?;
+        let sent = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        while sent.elapsed() < within {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(sent.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Everything the process (in all its starts) wrote to standard error.
     pub fn log(&self) -> String {
         let mut text = String::new();

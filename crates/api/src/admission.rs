@@ -179,10 +179,7 @@ impl<'a> Sizer<'a> {
         // An unknown fragment is left for validation to report.
         let Some(fragment) = self.document.fragments.get(name) else { return Ok(0) };
         if fragment_depth >= self.max_fragment_depth {
-            return Err(refusal(format!(
-                "fragments spread fragments more than {} deep",
-                self.max_fragment_depth
-            )));
+            return Err(refusal(format!("fragments spread fragments more than {} deep", self.max_fragment_depth)));
         }
         self.sizes.insert(name, None);
         let size = self.selection_set(&fragment.node.selection_set, fragment_depth + 1)?;

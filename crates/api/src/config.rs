@@ -282,7 +282,10 @@ impl From<ServeArgs> for ServerConfig {
             body_limit: args.body_limit,
             response_limit: args.response_limit,
             request_timeout: to_std(args.request_timeout),
-            limits: QueryLimits { max_depth: args.max_query_depth, budget: QueryBudget { max_cost: args.max_query_cost } },
+            limits: QueryLimits {
+                max_depth: args.max_query_depth,
+                budget: QueryBudget { max_cost: args.max_query_cost },
+            },
             documents: DocumentLimits { max_batch: args.max_batch.max(1), ..DocumentLimits::default() },
             caller_limits: LimitSettings {
                 per_user: limiting.then_some(RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst }),

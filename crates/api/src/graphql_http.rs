@@ -142,15 +142,12 @@ fn answer(mut response: BatchResponse, limit: usize) -> Response {
         Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal(error)),
     };
     if body.len() > limit {
-        let message = format!(
-            "the answer would be {} bytes and the limit is {limit}: ask for fewer items or fields",
-            body.len()
-        );
+        let message =
+            format!("the answer would be {} bytes and the limit is {limit}: ask for fewer items or fields", body.len());
         return error_response(StatusCode::OK, ApiError::new(ErrorCode::QueryTooComplex, message));
     }
     let mut http = (StatusCode::OK, body).into_response();
-    http.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/graphql-response+json"));
+    http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/graphql-response+json"));
     if let BatchResponse::Single(single) = &response {
         if single.is_ok()
             && let Some(cache_control) = single.cache_control.value()
@@ -180,11 +177,10 @@ pub async fn get(
             .into_response();
     }
     let (mut parts, _body) = request.into_parts();
-    let protocol = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|offered| offered.split(',').find_map(|protocol| protocol.trim().parse::<WebSocketProtocols>().ok()));
+    let protocol =
+        parts.headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|value| value.to_str().ok()).and_then(|offered| {
+            offered.split(',').find_map(|protocol| protocol.trim().parse::<WebSocketProtocols>().ok())
+        });
     let Some(protocol) = protocol else {
         return (StatusCode::BAD_REQUEST, "no supported Sec-WebSocket-Protocol (graphql-transport-ws)").into_response();
     };

@@ -273,10 +273,8 @@ impl Executor for SocketExecutor {
         stream::once(async move {
             match executor.admit(request, session.as_ref()).await {
                 Ok((request, running)) => {
-                    let responses = executor.sockets.schema.execute_stream_with_session_data(
-                        request,
-                        session.unwrap_or_default(),
-                    );
+                    let responses =
+                        executor.sockets.schema.execute_stream_with_session_data(request, session.unwrap_or_default());
                     // The operation counts as running until its stream is dropped.
                     responses
                         .map(move |response| {
