@@ -112,7 +112,11 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
         "loaded {} appeals and {} events in {:.1} s ({:.0} appeals/s)",
         facts.appeals, facts.events, facts.load_seconds, facts.appeals_per_second
     );
-    let pool = PoolSettings { max_connections: settings.pool_size, acquire_timeout: Duration::from_secs(30) };
+    let pool = PoolSettings {
+        max_connections: settings.pool_size,
+        acquire_timeout: Duration::from_secs(30),
+        statement_timeout: None,
+    };
     let floor_db = appeals_storage::database::connect(url, pool).await?;
     analyze(&floor_db).await?;
 

@@ -119,7 +119,7 @@ pub fn check_nesting(document: &str, max: usize) -> Result<(), ApiError> {
 /// Refuses variables whose lists and objects nest deeper than `max`, walking them
 /// with an explicit stack.
 pub fn check_variables(variables: &Variables, max: usize) -> Result<(), ApiError> {
-    let mut stack: Vec<(&Value, usize)> = variables.iter().map(|(_, value)| (value, 1)).collect();
+    let mut stack: Vec<(&Value, usize)> = variables.values().map(|value| (value, 1)).collect();
     while let Some((value, depth)) = stack.pop() {
         if depth > max {
             return Err(refusal(format!("the variables nest lists and objects more than {max} deep")));

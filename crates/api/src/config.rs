@@ -38,7 +38,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the API, applying pending migrations first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Applies pending migrations and exits.
     Migrate(DatabaseArgs),
     /// Manages users.
@@ -79,7 +79,11 @@ pub struct DatabaseArgs {
 
 impl DatabaseArgs {
     pub fn pool(&self) -> PoolSettings {
-        PoolSettings { max_connections: self.database_pool_size.max(1), acquire_timeout: to_std(self.database_timeout) }
+        PoolSettings {
+            max_connections: self.database_pool_size.max(1),
+            acquire_timeout: to_std(self.database_timeout),
+            statement_timeout: None,
+        }
     }
 }
 
@@ -253,7 +257,7 @@ impl ServerConfig {
     pub fn new(database_url: impl Into<String>) -> Self {
         let url = database_url.into();
         match Cli::try_parse_from(["appeals", "serve", "--database-url", &url]) {
-            Ok(Cli { command: Command::Serve(args), .. }) => ServerConfig::from(args),
+            Ok(Cli { command: Command::Serve(args), .. }) => ServerConfig::from(*args),
             Ok(_) => unreachable!("`serve` parses as the serve command"),
             Err(error) => panic!("the environment's APPEALS_* settings do not parse: {error}"),
         }
@@ -270,8 +274,10 @@ impl ServerConfig {
 impl From<ServeArgs> for ServerConfig {
     fn from(args: ServeArgs) -> Self {
         let limiting = args.rate_limit > 0;
+        let request_timeout = to_std(args.request_timeout);
         ServerConfig {
-            pool: args.database.pool(),
+            // A statement outliving its request's timeout is work nobody awaits.
+            pool: PoolSettings { statement_timeout: Some(request_timeout), ..args.database.pool() },
             database_url: args.database.database_url,
             listen: args.listen,
             policy: DeadlinePolicy {
@@ -281,7 +287,7 @@ impl From<ServeArgs> for ServerConfig {
             },
             body_limit: args.body_limit,
             response_limit: args.response_limit,
-            request_timeout: to_std(args.request_timeout),
+            request_timeout,
             limits: QueryLimits {
                 max_depth: args.max_query_depth,
                 budget: QueryBudget { max_cost: args.max_query_cost },
@@ -333,7 +339,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(["appeals", "serve", "--listen", "0.0.0.0:9000", "--seen-within", "72h"]).unwrap();
         let Command::Serve(args) = cli.command else { panic!("expected serve") };
-        let config = ServerConfig::from(args);
+        let config = ServerConfig::from(*args);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.policy.seen_within, "3d".parse().unwrap());
         assert_eq!(config.policy.answer_within, "30d".parse().unwrap());

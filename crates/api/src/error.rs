@@ -82,6 +82,13 @@ impl ApiError {
     pub fn validation(field: &'static str, problem: impl Into<String>) -> Self {
         InvalidInput::new(field, problem).into()
     }
+
+    /// A GraphQL answer that is this error alone (an operation refused before it
+    /// ran).
+    pub fn into_graphql_response(self) -> async_graphql::Response {
+        let error: async_graphql::Error = self.into();
+        async_graphql::Response::from_errors(vec![error.into_server_error(Default::default())])
+    }
 }
 
 impl From<StorageError> for ApiError {
@@ -139,3 +146,16 @@ impl From<ApiError> for async_graphql::Error {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_with_no_free_connection_is_service_unavailable_not_internal() {
+        let timeout = sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
+        let error = ApiError::from(StorageError::from(timeout));
+        assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+        assert!(error.message.contains("retry"), "{}", error.message);
+    }
+}

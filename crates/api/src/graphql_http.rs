@@ -110,7 +110,7 @@ pub async fn post(
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(execute(&state, &viewer, request).await.unwrap_or_else(refused_response));
+                responses.push(execute(&state, &viewer, request).await.unwrap_or_else(ApiError::into_graphql_response));
             }
             BatchResponse::Batch(responses)
         }
@@ -127,11 +127,6 @@ async fn execute(
     state.documents.admit(&mut request)?;
     let request = request.data(viewer.clone()).data(new_loaders(state.store.clone()));
     Ok(state.schema.execute(request).await)
-}
-
-fn refused_response(error: ApiError) -> async_graphql::Response {
-    let error: async_graphql::Error = error.into();
-    async_graphql::Response::from_errors(vec![error.into_server_error(Default::default())])
 }
 
 /// Serializes the answer, refusing one larger than `limit` bytes.

@@ -49,7 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     telemetry::init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => {
-            let application = Application::build(ServerConfig::from(args)).await?;
+            let application = Application::build(ServerConfig::from(*args)).await?;
             application.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -100,7 +100,7 @@ impl CallerLimits {
     /// The client's address: the peer's, or the trusted proxy header's.
     pub fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         let from_header = self.client_address_header.as_ref().and_then(|name| {
-            let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+            let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
             value.rsplit(',').map(str::trim).find(|part| !part.is_empty())?.parse::<IpAddr>().ok()
         });
         from_header.unwrap_or_else(|| peer.ip())

@@ -24,7 +24,7 @@ use appeals_core::UserId;
 use appeals_storage::Store;
 use appeals_storage::directory::token_digest;
 use async_graphql::http::{WebSocket as GraphqlWebSocket, WebSocketProtocols as Protocols, WsMessage};
-use async_graphql::{Data, Executor, Request, Response, ServerError};
+use async_graphql::{Data, Executor, Request, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{SinkExt, StreamExt};
@@ -264,7 +264,7 @@ impl Executor for SocketExecutor {
     async fn execute(&self, request: Request) -> Response {
         match self.admit(request, None).await {
             Ok((request, _running)) => self.sockets.schema.execute(request).await,
-            Err(error) => error_response(error),
+            Err(error) => error.into_graphql_response(),
         }
     }
 
@@ -283,7 +283,7 @@ impl Executor for SocketExecutor {
                         })
                         .boxed()
                 }
-                Err(error) => stream::once(std::future::ready(error_response(error))).boxed(),
+                Err(error) => stream::once(std::future::ready(error.into_graphql_response())).boxed(),
             }
         })
         .flatten()
@@ -305,9 +305,4 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-fn error_response(error: ApiError) -> Response {
-    let error: async_graphql::Error = error.into();
-    Response::from_errors(vec![ServerError::from(error.into_server_error(Default::default()))])
 }

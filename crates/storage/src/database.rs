@@ -16,11 +16,15 @@ pub struct PoolSettings {
     /// How long a request waits for a free connection (or for the database to
     /// answer a connection attempt) before it fails as unavailable.
     pub acquire_timeout: Duration,
+    /// On PostgreSQL, the longest a statement may run before the database
+    /// cancels it (`statement_timeout`): a request abandoned by its client or its
+    /// own timeout then stops costing the database too. `None` for no limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5), statement_timeout: None }
     }
 }
 
@@ -88,6 +92,10 @@ async fn open_pool(url: &str, settings: PoolSettings) -> Result<DatabaseConnecti
                 .foreign_keys(true)
                 .pragma("cache_size", SQLITE_CACHE_SIZE)
         });
+    if let Some(timeout) = settings.statement_timeout {
+        let milliseconds = timeout.as_millis().max(1).to_string();
+        options.map_sqlx_postgres_opts(move |postgres| postgres.options([("statement_timeout", milliseconds.clone())]));
+    }
     Database::connect(options).await
 }
 
