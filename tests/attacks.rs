@@ -56,7 +56,7 @@ async fn every_attack_is_refused_and_other_clients_are_still_served(backend: Bac
     let Some(database) = ThrowawayDatabase::create(backend).await else { return };
     let target = Target::start(&database.url).await;
     let mut peaks = Vec::new();
-    let attacks: [(&str, fn(&Target) -> futures_util::future::BoxFuture<'_, ()>); 9] = [
+    let attacks: [(&str, Attack); 9] = [
         ("1 deep nesting", |target| Box::pin(deep_nesting(target))),
         ("2 fragment chain", |target| Box::pin(fragment_chain(target))),
         ("3 revocation on open sockets", |target| Box::pin(revocation_reaches_open_sockets(target))),
@@ -78,6 +78,9 @@ async fn every_attack_is_refused_and_other_clients_are_still_served(backend: Bac
     let mut target = target;
     shutdown_within_its_deadline(&mut target).await;
 }
+
+/// One attack on the target.
+type Attack = fn(&Target) -> futures_util::future::BoxFuture<'_, ()>;
 
 /// The server under attack, the users, and a witness client that must always
 /// be served: it connects from another loopback address, so that limits put on
@@ -432,12 +435,11 @@ async fn slow_clients(target: &Target) {
     let started = Instant::now();
     let mut ended = false;
     while started.elapsed() < Duration::from_secs(2) {
-        match tokio::time::timeout(Duration::from_millis(500), silent.0.next()).await {
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => {
-                ended = true;
-                break;
-            }
-            Ok(Some(Ok(_))) | Err(_) => {}
+        if let Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) =
+            tokio::time::timeout(Duration::from_millis(500), silent.0.next()).await
+        {
+            ended = true;
+            break;
         }
     }
     assert!(ended, "a socket that answers no ping is closed");
