@@ -23,7 +23,7 @@ use async_graphql::extensions::{
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value};
 use tokio::sync::Semaphore;
 
-use crate::error::ErrorCode;
+use crate::error::{ApiError, ErrorCode};
 
 /// The cost of a field that can hold a text of up to 20,000 characters: about
 /// 40 KB of UTF-8 in Cyrillic.
@@ -82,15 +82,10 @@ impl Extension for BudgetedRequest {
                 "the query costs {} and the budget is {}: ask for fewer items (`first`) or fewer fields",
                 result.complexity, self.budget.max_cost
             );
-            let mut error = ServerError::new(message, None);
-            let mut extensions = async_graphql::ErrorExtensionValues::default();
-            extensions.set("code", ErrorCode::QueryTooComplex.as_str());
-            extensions.set("cost", result.complexity as u64);
-            extensions.set("budget", self.budget.max_cost as u64);
-            error.extensions = Some(extensions);
-            metrics::counter!("appeals_graphql_errors_total", "code" => ErrorCode::QueryTooComplex.as_str())
-                .increment(1);
-            return Err(vec![error]);
+            let error = ApiError::new(ErrorCode::QueryTooComplex, message)
+                .with_figure("cost", result.complexity as u64)
+                .with_figure("budget", self.budget.max_cost as u64);
+            return Err(vec![error.into()]);
         }
         Ok(result)
     }

@@ -52,16 +52,25 @@ impl ErrorCode {
     }
 }
 
-/// An error as a client sees it: a code and a plain message.
+/// An error as a client sees it: a code, a plain message, and for some codes
+/// figures that say more (`extensions.cost` and `extensions.budget` of
+/// `QUERY_TOO_COMPLEX`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    pub figures: Vec<(&'static str, u64)>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), figures: Vec::new() }
+    }
+
+    /// Adds a figure to the error's extensions.
+    pub fn with_figure(mut self, name: &'static str, value: u64) -> Self {
+        self.figures.push((name, value));
+        self
     }
 
     pub fn unauthenticated() -> Self {
@@ -86,8 +95,7 @@ impl ApiError {
     /// A GraphQL answer that is this error alone (an operation refused before it
     /// ran).
     pub fn into_graphql_response(self) -> async_graphql::Response {
-        let error: async_graphql::Error = self.into();
-        async_graphql::Response::from_errors(vec![error.into_server_error(Default::default())])
+        async_graphql::Response::from_errors(vec![self.into()])
     }
 }
 
@@ -140,8 +148,28 @@ impl From<AccessDenied> for ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         metrics::counter!("appeals_graphql_errors_total", "code" => error.code.as_str()).increment(1);
-        async_graphql::Error::new(error.message)
-            .extend_with(|_, extensions| extensions.set("code", error.code.as_str()))
+        async_graphql::Error::new(error.message).extend_with(|_, extensions| {
+            extensions.set("code", error.code.as_str());
+            for (name, value) in &error.figures {
+                extensions.set(*name, *value);
+            }
+        })
+    }
+}
+
+impl From<ApiError> for async_graphql::ServerError {
+    fn from(error: ApiError) -> Self {
+        async_graphql::Error::from(error).into_server_error(Default::default())
+    }
+}
+
+/// Gives a code to an error that has none: async-graphql's own (syntax, unknown
+/// fields, wrong types, depth) are the client's mistakes, so `VALIDATION`.
+pub fn code_unclassified(error: &mut async_graphql::ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        metrics::counter!("appeals_graphql_errors_total", "code" => ErrorCode::Validation.as_str()).increment(1);
+        extensions.set("code", ErrorCode::Validation.as_str());
     }
 }
 

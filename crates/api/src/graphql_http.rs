@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use appeals_storage::Store;
 use appeals_storage::directory::token_digest;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, WebSocketProtocols};
-use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
@@ -22,7 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::admission::DocumentLimits;
 use crate::auth::{Viewer, token_from_headers};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, code_unclassified};
 use crate::rate_limit::{Caller, CallerLimits, Refused};
 use crate::schema::AppSchema;
 use crate::schema::loaders::new_loaders;
@@ -195,25 +195,14 @@ pub async fn get(
         .on_upgrade(move |socket| sockets.serve(socket, protocol, header_token, address))
 }
 
-/// Gives every error a code: async-graphql's own (syntax, unknown fields, wrong
-/// types, limits) are the client's mistakes, so `VALIDATION`.
+/// Gives every error of the answer a code.
 fn coded_errors(response: &mut BatchResponse) {
     let responses: Vec<&mut async_graphql::Response> = match response {
         BatchResponse::Single(single) => vec![single],
         BatchResponse::Batch(batch) => batch.iter_mut().collect(),
     };
     for single in responses {
-        for error in &mut single.errors {
-            add_code_if_missing(error);
-        }
-    }
-}
-
-fn add_code_if_missing(error: &mut ServerError) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        metrics::counter!("appeals_graphql_errors_total", "code" => ErrorCode::Validation.as_str()).increment(1);
-        extensions.set("code", ErrorCode::Validation.as_str());
+        single.errors.iter_mut().for_each(code_unclassified);
     }
 }
 
@@ -221,7 +210,6 @@ fn add_code_if_missing(error: &mut ServerError) {
 pub fn rate_limited(refused: Refused) -> Response {
     let seconds = refused.retry_after.as_secs().max(1);
     let message = format!("{}; retry in {seconds} s", refused.reason);
-    metrics::counter!("appeals_graphql_errors_total", "code" => ErrorCode::RateLimited.as_str()).increment(1);
     let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, ApiError::new(ErrorCode::RateLimited, message));
     response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     response
@@ -229,9 +217,5 @@ pub fn rate_limited(refused: Refused) -> Response {
 
 /// A GraphQL-shaped error answer with `status`.
 pub fn error_response(status: StatusCode, error: ApiError) -> Response {
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{ "message": error.message, "extensions": { "code": error.code.as_str() } }],
-    });
-    (status, Json(body)).into_response()
+    (status, Json(error.into_graphql_response())).into_response()
 }
