@@ -1,15 +1,16 @@
 //! What one GraphQL operation may cost the server, checked before it runs, and how
 //! much of the database one request may hold at once.
 //!
-//! **Cost.** Every field costs 1; a field that can hold a long text costs what its
-//! longest value weighs ([`TEXT_COST`]: about one unit per kilobyte), and a list
+//! **Cost.** The unit is about a hundred bytes of answer. Every field costs 1; a
+//! field that can hold a long text costs what its longest value weighs
+//! ([`TEXT_COST`]), and a list
 //! multiplies the cost of what is selected in it by how many items it can return:
 //! its `first` (or its default page), or, for lists without one, their cap. So
 //! ten aliases of `appeals(first: 100) { … history { … } }` cost what producing
 //! them would, not thirty fields. An operation over the budget is refused at
 //! validation with `QUERY_TOO_COMPLEX`, its computed cost and the budget, before
-//! a single row is read. With the default budget no accepted operation can
-//! produce more than about [`QueryBudget::max_cost`] kilobytes of answer.
+//! a single row is read. With the default budget of 100,000 no accepted
+//! operation can produce more than about 10 MB of answer.
 //!
 //! **Database fan-out.** The root fields of a query run concurrently; aliases
 //! could make one request hold every connection of the pool. A request resolves
@@ -26,8 +27,8 @@ use tokio::sync::Semaphore;
 use crate::error::{ApiError, ErrorCode};
 
 /// The cost of a field that can hold a text of up to 20,000 characters: about
-/// 40 KB of UTF-8 in Cyrillic.
-pub const TEXT_COST: usize = 40;
+/// 40 KB of UTF-8 in Cyrillic, 400 units of a hundred bytes.
+pub const TEXT_COST: usize = 400;
 
 /// Lists of municipalities have no `first`: a region has a few dozen (Tomsk
 /// has 20), and they are priced as if it had this many.
@@ -53,7 +54,7 @@ pub struct QueryBudget {
 
 impl Default for QueryBudget {
     fn default() -> Self {
-        Self { max_cost: 10_000 }
+        Self { max_cost: 100_000 }
     }
 }
 
