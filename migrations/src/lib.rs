@@ -21,6 +21,7 @@ mod m20261128_000004_create_appeal_event;
 mod m20261128_000005_create_registration_counter;
 mod m20261128_000006_seed_tomsk_municipalities;
 mod m20261128_000007_create_dashboard_tallies;
+mod m20261203_000008_add_audit_seals;
 mod m20261203_000009_scope_external_id_to_municipality;
 mod m20261203_000010_refold_appeal_text;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_create_registration_counter::Migration),
             Box::new(m20261128_000006_seed_tomsk_municipalities::Migration),
             Box::new(m20261128_000007_create_dashboard_tallies::Migration),
+            Box::new(m20261203_000008_add_audit_seals::Migration),
             Box::new(m20261203_000009_scope_external_id_to_municipality::Migration),
             Box::new(m20261203_000010_refold_appeal_text::Migration),
         ]

@@ -61,6 +61,7 @@ impl Application {
     pub async fn build(config: ServerConfig) -> anyhow::Result<Application> {
         telemetry::metrics();
         let store = Store::open(&config.database_url, config.pool).await?.with_policy(config.policy);
+        let store = store.prepare_audit(config.audit_key.clone()).await?;
         Self::build_with_store(config, store).await
     }
 

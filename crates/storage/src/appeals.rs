@@ -6,8 +6,8 @@ use appeals_core::appeal::registration_number;
 use appeals_core::tally::{Contribution, TallyFacts};
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
-    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, MunicipalityId, Operation, Scope,
-    Submission, authorize,
+    AccessDenied, Actor, Appeal, AppealId, Applied, AuditKey, ChainAnchor, Command, InvalidInput, MunicipalityId,
+    Operation, Scope, Submission, authorize,
 };
 use chrono::Datelike;
 use sea_orm::prelude::Uuid;
@@ -76,8 +76,8 @@ impl Store {
             received_at,
             self.policy(),
         );
-        let event = StoredEvent::new(event.record(appeal.id, 1, ""));
-        let insert = appeal::Entity::insert(appeal_row(&appeal, &event.event))
+        let event = StoredEvent::new(event.record(appeal.id, 1, ""), self.audit_key());
+        let insert = appeal::Entity::insert(appeal_row(&appeal, &event.event, self.audit_key()))
             .on_conflict_do_nothing_on([
                 appeal::Column::MunicipalityId,
                 appeal::Column::Channel,
@@ -125,15 +125,20 @@ impl Store {
             .await?
             .ok_or(StorageError::Access(AccessDenied::NotFound))?;
         let (last_seq, last_hash) = (row.last_event_seq, row.last_event_hash.clone());
+        let anchor_seal = row.last_event_seal.clone();
         let current = Appeal::try_from(row)?;
         authorize(actor, operation, current.municipality_id)?;
+        if let Some(key) = self.audit_key() {
+            let anchor = ChainAnchor { seq: last_seq, hash: &last_hash };
+            check_anchor_before_append(&txn, key, id, anchor, anchor_seal.as_deref()).await?;
+        }
         if let Command::Resolve { duplicate_of: Some(original), .. } = command {
             check_original_exists(&txn, scope, *original).await?;
         }
         let Applied { appeal, event } = current.apply(command, actor.user_id, self.now(), expected_version)?;
-        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash));
+        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
         let updated = appeal::Entity::update_many()
-            .set(appeal_row(&appeal, &event.event))
+            .set(appeal_row(&appeal, &event.event, self.audit_key()))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
             .filter(appeal::Column::Version.eq(current.version))
             .filter(appeal::Column::LastEventSeq.eq(last_seq))
@@ -169,6 +174,43 @@ impl Store {
             .one(self.db())
             .await?;
         row.map(Appeal::try_from).transpose()
+    }
+}
+
+/// With a key, an event is appended only where the history ends as sealed.
+/// Otherwise someone who cut events off the end and rewrote the anchor would
+/// have the next command seal the shortened history as if nothing had been cut.
+/// An unsealed anchor is accepted only after an unsealed last event (a history
+/// written without the key, which verification reports until it is sealed);
+/// an unsealed anchor after a sealed event is a seal stripped off.
+async fn check_anchor_before_append(
+    txn: &DatabaseTransaction,
+    key: &AuditKey,
+    id: AppealId,
+    anchor: ChainAnchor<'_>,
+    anchor_seal: Option<&str>,
+) -> Result<()> {
+    let intact = match anchor_seal {
+        Some(seal) => key.anchor_seal_verifies(id, anchor, seal),
+        None => {
+            let last_seal = appeal_event::Entity::find()
+                .select_only()
+                .column(appeal_event::Column::Seal)
+                .filter(appeal_event::Column::AppealId.eq(id.as_uuid()))
+                .filter(appeal_event::Column::Seq.eq(anchor.seq))
+                .into_tuple::<Option<String>>()
+                .one(txn)
+                .await?;
+            !matches!(last_seal, Some(Some(_)))
+        }
+    };
+    if intact {
+        Ok(())
+    } else {
+        Err(StorageError::Corrupt(format!(
+            "appeal {id}: the seal on where its history ends does not verify, so nothing is appended to it \
+             (the history may have been cut short; see `appeals audit verify --appeal {id}`)"
+        )))
     }
 }
 
