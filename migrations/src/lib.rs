@@ -11,6 +11,9 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// The search fold the text migration applies; see its doc.
+pub use m20261203_000010_refold_appeal_text::fold_for_search;
+
 mod m20261128_000001_create_municipality;
 mod m20261128_000002_create_app_user;
 mod m20261128_000003_create_appeal;
@@ -18,6 +21,9 @@ mod m20261128_000004_create_appeal_event;
 mod m20261128_000005_create_registration_counter;
 mod m20261128_000006_seed_tomsk_municipalities;
 mod m20261128_000007_create_dashboard_tallies;
+mod m20261203_000008_add_audit_seals;
+mod m20261203_000009_scope_external_id_to_municipality;
+mod m20261203_000010_refold_appeal_text;
 
 pub struct Migrator;
 
@@ -32,6 +38,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_create_registration_counter::Migration),
             Box::new(m20261128_000006_seed_tomsk_municipalities::Migration),
             Box::new(m20261128_000007_create_dashboard_tallies::Migration),
+            Box::new(m20261203_000008_add_audit_seals::Migration),
+            Box::new(m20261203_000009_scope_external_id_to_municipality::Migration),
+            Box::new(m20261203_000010_refold_appeal_text::Migration),
         ]
     }
 }

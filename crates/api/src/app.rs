@@ -48,6 +48,7 @@ impl Application {
         telemetry::metrics();
         let listener = bind(config.listen).await?;
         let store = Store::open(&config.database_url, config.pool).await?.with_policy(config.policy);
+        let store = store.prepare_audit(config.audit_key.clone()).await?;
         Ok(Self::assemble(config, store, listener))
     }
 

@@ -1,11 +1,12 @@
 //! The `appeals` subcommands other than `serve`: migrating, adding users and
-//! verifying the audit trail.
+//! verifying (and, once, sealing) the audit trail.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use appeals_core::text::{MunicipalityCode, PersonName};
 use appeals_core::{AppealId, Role};
+use appeals_storage::audit::describe;
 use appeals_storage::{AuditReport, Store, database};
 
 use crate::config::{AuditVerifyArgs, DatabaseArgs, UserAddArgs};
@@ -36,8 +37,35 @@ pub async fn add_user(args: UserAddArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Verifies one appeal or all of them; exit status 1 names the first break.
+/// With the audit key, the seals are checked too; `--seal-unsealed` first seals
+/// the histories written without the key that verify as they stand.
 pub async fn verify_audit(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.database).await?;
+    let store = match args.audit_key.key() {
+        Some(key) => {
+            println!("audit key {}: checking the seals too", key.fingerprint());
+            store.with_audit_key(key)
+        }
+        None => {
+            println!(
+                "no audit key: checking the hashes only, which anyone able to write to the database can recompute"
+            );
+            store
+        }
+    };
+    if args.seal_unsealed {
+        if store.audit_key().is_none() {
+            anyhow::bail!("--seal-unsealed needs the audit key (--audit-key-file or APPEALS_AUDIT_KEY)");
+        }
+        let report = store.seal_unsealed_history().await?;
+        println!("sealed {} events of {} appeals", report.events_sealed, report.appeals_sealed);
+        if report.refused > 0 {
+            println!("left {} appeals unsealed, their history does not verify:", report.refused);
+            for refused in &report.first_refused {
+                println!("  {}", describe(refused));
+            }
+        }
+    }
     let failure = match &args.appeal {
         Some(id) => {
             let id: AppealId = id.parse()?;

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use appeals_core::{DeadlinePolicy, PolicyDuration};
+use appeals_core::{AuditKey, DeadlinePolicy, PolicyDuration};
 use appeals_storage::PoolSettings;
 use axum::http::HeaderName;
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::admission::DocumentLimits;
@@ -198,6 +199,9 @@ pub struct ServeArgs {
     /// The most WebSockets one user may hold open; 0 for no limit.
     #[arg(long, env = "APPEALS_MAX_SOCKETS_PER_USER", default_value_t = SocketSettings::default().max_sockets_per_user)]
     pub max_sockets_per_user: usize,
+
+    #[command(flatten)]
+    pub audit_key: AuditKeyArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -226,6 +230,78 @@ pub struct AuditVerifyArgs {
     /// Check only this appeal.
     #[arg(long)]
     pub appeal: Option<String>,
+
+    #[command(flatten)]
+    pub audit_key: AuditKeyArgs,
+
+    /// Before verifying, seal the events and anchors that carry no seal, of
+    /// every appeal whose history verifies as it stands (needs the audit key).
+    /// Only for a history you trust: sealing vouches for it.
+    #[arg(long)]
+    pub seal_unsealed: bool,
+}
+
+/// The audit key, for the commands that write events or verify them. With a
+/// key, every event and the end of every history is sealed (HMAC-SHA256) and
+/// verification checks the seals; the database never holds the key.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuditKeyArgs {
+    /// A file holding the audit key: 64 or more hex digits (e.g. from
+    /// `openssl rand -hex 32`), or at least 32 raw bytes.
+    #[arg(
+        long,
+        env = "APPEALS_AUDIT_KEY_FILE",
+        value_name = "PATH",
+        value_parser = AuditKeyParser::File,
+        conflicts_with = "audit_key"
+    )]
+    pub audit_key_file: Option<AuditKey>,
+
+    /// The audit key itself, as 64 or more hex digits. Prefer the file: a
+    /// command line (and a process's environment) can be read by others.
+    #[arg(long, env = "APPEALS_AUDIT_KEY", value_name = "HEX", hide_env_values = true, value_parser = AuditKeyParser::Hex)]
+    pub audit_key: Option<AuditKey>,
+}
+
+impl AuditKeyArgs {
+    /// The key given, if any.
+    pub fn key(&self) -> Option<AuditKey> {
+        self.audit_key_file.clone().or_else(|| self.audit_key.clone())
+    }
+}
+
+/// Reads an audit key from a file or from hex. A key that cannot be used is
+/// refused with a message that never repeats the key.
+#[derive(Debug, Clone, Copy)]
+enum AuditKeyParser {
+    File,
+    Hex,
+}
+
+impl TypedValueParser for AuditKeyParser {
+    type Value = AuditKey;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _argument: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<AuditKey, clap::Error> {
+        let refuse = |message: String| clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{message}\n"));
+        match self {
+            AuditKeyParser::File => {
+                let path = std::path::Path::new(value);
+                let contents = std::fs::read(path)
+                    .map_err(|error| refuse(format!("cannot read the audit key file {}: {error}", path.display())))?;
+                AuditKey::from_file_contents(&contents)
+                    .map_err(|error| refuse(format!("the audit key file {}: {error}", path.display())))
+            }
+            AuditKeyParser::Hex => {
+                let text = value.to_str().ok_or_else(|| refuse("APPEALS_AUDIT_KEY is not text".to_owned()))?;
+                AuditKey::from_hex(text).map_err(|error| refuse(format!("APPEALS_AUDIT_KEY (--audit-key): {error}")))
+            }
+        }
+    }
 }
 
 /// Everything `appeals serve` needs, in plain types, so that tests can build one
@@ -244,6 +320,8 @@ pub struct ServerConfig {
     pub caller_limits: LimitSettings,
     pub connections: ConnectionLimits,
     pub sockets: SocketSettings,
+    /// The key that seals the audit chain; `None` leaves it unkeyed.
+    pub audit_key: Option<AuditKey>,
 }
 
 impl ServerConfig {
@@ -315,6 +393,7 @@ impl From<ServeArgs> for ServerConfig {
                 max_operations_per_socket: args.max_operations_per_socket,
                 max_sockets_per_user: args.max_sockets_per_user,
             },
+            audit_key: args.audit_key.key(),
         }
     }
 }
@@ -343,5 +422,32 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.policy.seen_within, "3d".parse().unwrap());
         assert_eq!(config.policy.answer_within, "30d".parse().unwrap());
+        assert!(config.audit_key.is_none(), "no audit key unless one is given");
+    }
+
+    #[test]
+    fn the_audit_key_comes_from_a_file_or_hex_and_a_short_one_is_refused_without_being_shown() {
+        let hex = "8f".repeat(16) + &"a1".repeat(16);
+        let path = std::env::temp_dir().join(format!("appeals-audit-key-{}", std::process::id()));
+        std::fs::write(&path, format!("{hex}\n")).unwrap();
+        let from_file = Cli::try_parse_from(["appeals", "serve", "--audit-key-file", path.to_str().unwrap()]).unwrap();
+        let Command::Serve(args) = from_file.command else { panic!("expected serve") };
+        let from_file = ServerConfig::from(*args).audit_key.expect("a key from the file");
+        let from_hex = Cli::try_parse_from(["appeals", "audit", "verify", "--audit-key", &hex]).unwrap();
+        let Command::Audit(AuditCommand::Verify(args)) = from_hex.command else { panic!("expected audit verify") };
+        let from_hex = args.audit_key.key().expect("a key from hex");
+        assert_eq!(from_file.fingerprint(), from_hex.fingerprint(), "the same key either way");
+
+        let short = "8fa1".repeat(8);
+        std::fs::write(&path, &short).unwrap();
+        let refused = Cli::try_parse_from(["appeals", "serve", "--audit-key-file", path.to_str().unwrap()]);
+        let message = refused.expect_err("a 16-byte key is refused").to_string();
+        assert!(message.contains("at least 32 bytes"), "{message}");
+        let refused = Cli::try_parse_from(["appeals", "serve", "--audit-key", &short]);
+        let message = refused.expect_err("a 16-byte key is refused").to_string();
+        assert!(message.contains("at least 32 bytes") && !message.contains(&short), "{message}");
+        let both = Cli::try_parse_from(["appeals", "serve", "--audit-key", &hex, "--audit-key-file", "x"]);
+        assert!(both.is_err(), "one key at a time");
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -12,6 +12,7 @@
 //! - [`deadline`]: the deadline policy and the durations it is written in.
 //! - [`transition`]: the state machine; commands and the events they produce.
 //! - [`events`]: recorded events, the SHA-256 hash chain and replay.
+//! - [`seal`]: the audit key and the keyed seals over the chain.
 //! - [`access`]: roles, actors and the single who-may-do-what function.
 //! - [`clock`]: the source of "now", settable in tests.
 //! - [`tally`]: what each appeal adds to the dashboard's running totals.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod deadline;
 pub mod events;
 pub mod id;
+pub mod seal;
 pub mod tally;
 pub mod text;
 pub mod transition;
@@ -31,9 +33,11 @@ pub use appeal::{Appeal, Channel, Outcome, Priority, Resolution, Status, Submiss
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{DeadlinePolicy, ExtensionDays, PolicyDuration};
 pub use events::{
-    ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, ReplayError, replay, verify_chain,
+    ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, ReplayError, Seals, replay, verify_chain,
+    verify_sealed_chain,
 };
 pub use id::{AppealId, MunicipalityId, UserId};
+pub use seal::{AuditKey, InvalidAuditKey};
 pub use text::InvalidInput;
 pub use transition::{Applied, Command, CommandError};
 

@@ -2,11 +2,18 @@
 //! constructor enforces the invariant: trimmed, non-empty, within its length limit,
 //! and free of control characters (PostgreSQL cannot store NUL, and no citizen's
 //! text needs a bell or an escape sequence). Lengths count characters, not bytes.
+//!
+//! Texts people write (appeals, notes, reasons, responses, names, contacts,
+//! categories, tags) are also NFC-normalised, so that two texts a reader sees as
+//! the same (`й` typed as one character, or as `и` and a combining breve) are
+//! stored the same; otherwise a text stays as written, `ё` included. An
+//! [`ExternalId`] is a channel's opaque identifier and is kept byte for byte.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use unicode_normalization::UnicodeNormalization;
 
 /// Input that does not satisfy a value's rules. Clients see `VALIDATION`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -22,10 +29,31 @@ impl InvalidInput {
     }
 }
 
-/// Trims `raw` and checks it is non-empty, at most `max_chars` long, and has no
-/// control characters other than line breaks and tabs.
-fn bounded(field: &'static str, raw: &str, max_chars: usize) -> Result<String, InvalidInput> {
-    let trimmed = raw.trim();
+/// How a text's characters are kept.
+#[derive(Clone, Copy)]
+enum Form {
+    /// NFC, the composed form: what people write.
+    Composed,
+    /// As given: identifiers that are compared byte for byte.
+    Verbatim,
+}
+
+/// The NFC (composed) form of `text`.
+pub fn normalize(text: &str) -> String {
+    text.nfc().collect()
+}
+
+/// Trims `raw`, brings it to `form`, and checks it is non-empty, at most
+/// `max_chars` long, and has no control characters other than line breaks and tabs.
+fn bounded(field: &'static str, raw: &str, max_chars: usize, form: Form) -> Result<String, InvalidInput> {
+    let composed;
+    let trimmed = match form {
+        Form::Composed => {
+            composed = normalize(raw.trim());
+            composed.as_str()
+        }
+        Form::Verbatim => raw.trim(),
+    };
     if trimmed.chars().all(is_invisible) {
         return Err(InvalidInput::new(field, "must not be empty"));
     }
@@ -48,7 +76,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 macro_rules! bounded_text {
-    ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr, $form:expr) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -59,7 +87,7 @@ macro_rules! bounded_text {
             pub const MAX_CHARS: usize = $max;
 
             pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-                bounded($field, raw, Self::MAX_CHARS).map(Self)
+                bounded($field, raw, Self::MAX_CHARS, $form).map(Self)
             }
 
             pub fn as_str(&self) -> &str {
@@ -97,43 +125,43 @@ macro_rules! bounded_text {
 
 bounded_text!(
     /// The citizen's appeal itself.
-    AppealText, "text", 20_000
+    AppealText, "text", 20_000, Form::Composed
 );
 bounded_text!(
     /// What the citizen was told, or why no answer was owed.
-    ResponseText, "response", 20_000
+    ResponseText, "response", 20_000, Form::Composed
 );
 bounded_text!(
     /// Why a deadline was extended or an appeal reopened.
-    Reason, "reason", 20_000
+    Reason, "reason", 20_000, Form::Composed
 );
 bounded_text!(
     /// An internal note on an appeal.
-    NoteText, "text", 5_000
+    NoteText, "text", 5_000, Form::Composed
 );
 bounded_text!(
     /// A person's name: an appeal's author or a user.
-    PersonName, "name", 200
+    PersonName, "name", 200, Form::Composed
 );
 bounded_text!(
     /// How to reach an appeal's author (a phone, an address, a handle).
-    Contact, "authorContact", 200
+    Contact, "authorContact", 200, Form::Composed
 );
 bounded_text!(
     /// The channel's own id of a message, which makes submission idempotent.
-    ExternalId, "externalId", 200
+    ExternalId, "externalId", 200, Form::Verbatim
 );
 bounded_text!(
     /// A municipality's display name.
-    MunicipalityName, "name", 200
+    MunicipalityName, "name", 200, Form::Composed
 );
 bounded_text!(
     /// A triage category, free text chosen by the assistants.
-    Category, "category", 100
+    Category, "category", 100, Form::Composed
 );
 bounded_text!(
     /// A triage tag.
-    Tag, "tags", 50
+    Tag, "tags", 50, Form::Composed
 );
 
 /// At most this many tags on one appeal.
@@ -205,10 +233,16 @@ impl fmt::Display for MunicipalityCode {
     }
 }
 
-/// Folds text for case-insensitive substring search: Unicode lowercase, so that
-/// `Яма` and `яма` fold alike on every database, whatever its collation.
+/// Folds text for case-insensitive substring search, the same for stored texts
+/// and for what is searched for: NFC, Unicode lowercase (so that `Яма` and `яма`
+/// fold alike on every database, whatever its collation), then `ё` as `е` (after
+/// lowercasing, so `Ё` too), as Russian readers treat them.
+///
+/// The migration that refolds stored texts (`appeals-migrations`) repeats these
+/// lines; a storage test checks that the two agree.
 pub fn fold_for_search(text: &str) -> String {
-    text.to_lowercase()
+    let lowercase = text.nfc().collect::<String>().to_lowercase();
+    lowercase.nfc().map(|c| if c == 'ё' { 'е' } else { c }).collect()
 }
 
 #[cfg(test)]
@@ -260,5 +294,49 @@ mod tests {
     #[test]
     fn search_folding_handles_cyrillic() {
         assert_eq!(fold_for_search("Яма на ДОРОГЕ"), "яма на дороге");
+    }
+
+    /// `й` and `ё` composed (one character each) and decomposed (a base letter
+    /// and a combining mark).
+    const NFC_TEXT: &str = "Жёлтый подъезд, ЁЛКА";
+    const NFD_TEXT: &str = "Же\u{0308}лтыи\u{0306} подъезд, Е\u{0308}ЛКА";
+
+    #[test]
+    fn texts_people_write_are_stored_composed() {
+        assert_ne!(NFC_TEXT, NFD_TEXT, "the two spellings differ byte for byte");
+        let cases: [(&str, String, &str); 6] = [
+            ("appeal text", AppealText::parse(NFD_TEXT).unwrap().into(), NFC_TEXT),
+            ("note", NoteText::parse(NFD_TEXT).unwrap().into(), NFC_TEXT),
+            ("response", ResponseText::parse(NFD_TEXT).unwrap().into(), NFC_TEXT),
+            ("name", PersonName::parse(" Андре\u{0301}й\n").unwrap().into(), "Андре\u{0301}й"),
+            ("tag", parse_tags(&["е\u{0308}лка", "ёлка"]).unwrap().remove(0).into(), "ёлка"),
+            ("composed input", AppealText::parse(NFC_TEXT).unwrap().into(), NFC_TEXT),
+        ];
+        for (case, got, expected) in cases {
+            assert_eq!(got, expected, "{case}");
+        }
+        assert_eq!(parse_tags(&["е\u{0308}лка", "ёлка"]).unwrap().len(), 1, "two spellings of one tag are one tag");
+        assert_eq!(AppealText::parse("Ёлка").unwrap().as_str(), "Ёлка", "ё stays ё in the stored text");
+        assert_eq!(ExternalId::parse("e\u{0301}").unwrap().as_str(), "e\u{0301}", "external ids are kept as given");
+        // The limit counts the composed characters: 20,000 decomposed `й` are
+        // 40,000 code points but 20,000 characters.
+        assert!(AppealText::parse(&"и\u{0306}".repeat(20_000)).is_ok(), "the limit counts composed characters");
+    }
+
+    #[test]
+    fn search_folding_composes_lowercases_and_reads_yo_as_ye() {
+        let cases = [
+            (NFC_TEXT, "желтый подъезд, елка"),
+            (NFD_TEXT, "желтый подъезд, елка"),
+            ("ЁЖ", "еж"),
+            ("Е\u{0308}Ж", "еж"),
+            ("е", "е"),
+            ("100% _X_", "100% _x_"),
+        ];
+        for (text, folded) in cases {
+            assert_eq!(fold_for_search(text), folded, "folding {text:?}");
+        }
+        assert_eq!(fold_for_search("й"), fold_for_search("и\u{0306}"), "й in either form");
+        assert_ne!(fold_for_search("й"), fold_for_search("и"), "й is not и");
     }
 }

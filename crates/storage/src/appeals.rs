@@ -6,7 +6,8 @@ use appeals_core::appeal::registration_number;
 use appeals_core::tally::{Contribution, TallyFacts};
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
-    AccessDenied, Actor, Appeal, AppealId, Applied, Command, InvalidInput, Operation, Scope, Submission, authorize,
+    AccessDenied, Actor, Appeal, AppealId, Applied, AuditKey, ChainAnchor, Command, InvalidInput, MunicipalityId,
+    Operation, Scope, Submission, authorize,
 };
 use chrono::Datelike;
 use sea_orm::prelude::Uuid;
@@ -22,7 +23,8 @@ use crate::records::{StoredEvent, appeal_row, event_row};
 use crate::tally;
 
 /// The outcome of a submission: the appeal, and whether this call created it
-/// (`false` when the same channel message had been submitted before).
+/// (`false` when the same channel message had been submitted to the same
+/// municipality before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
     pub appeal: Appeal,
@@ -40,11 +42,15 @@ pub struct Changed {
 
 impl Store {
     /// Registers an appeal to the municipality `code`, or returns the one already
-    /// registered for the same (`channel`, `externalId`).
+    /// registered there for the same (`channel`, `externalId`).
     ///
-    /// However many identical submissions arrive at once, exactly one appeal is
-    /// created: the database's unique index on (`channel`, `external_id`) decides,
-    /// and every loser reads the winner's appeal back.
+    /// Idempotency is per municipality: the same channel message id submitted to
+    /// another municipality is that municipality's own appeal (channel ids are per
+    /// chat or bot), so nothing a submitter sees depends on appeals outside the
+    /// municipality it submits to. However many identical submissions arrive at
+    /// once, exactly one appeal is created: the database's unique index on
+    /// (`municipality_id`, `channel`, `external_id`) decides, and every loser reads
+    /// the winner's appeal back.
     pub async fn submit(&self, actor: &Actor, code: &MunicipalityCode, submission: Submission) -> Result<Submitted> {
         actor.scope(Operation::SubmitAppeal)?;
         let municipality = self
@@ -54,8 +60,8 @@ impl Store {
         authorize(actor, Operation::SubmitAppeal, municipality.id)?;
 
         // A retry of a submission already registered needs no write transaction.
-        if let Some(existing) = self.find_by_external_id(&submission).await? {
-            return existing_submission(existing, municipality.id);
+        if let Some(existing) = self.find_by_external_id(municipality.id, &submission).await? {
+            return Ok(Submitted { appeal: existing, created: false, event: None });
         }
 
         let received_at = self.now();
@@ -70,19 +76,23 @@ impl Store {
             received_at,
             self.policy(),
         );
-        let event = StoredEvent::new(event.record(appeal.id, 1, ""));
-        let insert = appeal::Entity::insert(appeal_row(&appeal, &event.event))
-            .on_conflict_do_nothing_on([appeal::Column::Channel, appeal::Column::ExternalId])
+        let event = StoredEvent::new(event.record(appeal.id, 1, ""), self.audit_key());
+        let insert = appeal::Entity::insert(appeal_row(&appeal, &event.event, self.audit_key()))
+            .on_conflict_do_nothing_on([
+                appeal::Column::MunicipalityId,
+                appeal::Column::Channel,
+                appeal::Column::ExternalId,
+            ])
             .exec_without_returning(&txn)
             .await?;
         if inserted(insert).unwrap_or(0) == 0 {
             // Another submission of the same message committed first. Rolling back
             // gives the registration number back, so numbers keep no gaps.
             txn.rollback().await?;
-            let existing = self.find_by_external_id(&submission).await?.ok_or_else(|| {
+            let existing = self.find_by_external_id(municipality.id, &submission).await?.ok_or_else(|| {
                 StorageError::Corrupt("a conflicting submission vanished after its commit".to_owned())
             })?;
-            return existing_submission(existing, municipality.id);
+            return Ok(Submitted { appeal: existing, created: false, event: None });
         }
         appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
         tally::record(&txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
@@ -115,15 +125,20 @@ impl Store {
             .await?
             .ok_or(StorageError::Access(AccessDenied::NotFound))?;
         let (last_seq, last_hash) = (row.last_event_seq, row.last_event_hash.clone());
+        let anchor_seal = row.last_event_seal.clone();
         let current = Appeal::try_from(row)?;
         authorize(actor, operation, current.municipality_id)?;
+        if let Some(key) = self.audit_key() {
+            let anchor = ChainAnchor { seq: last_seq, hash: &last_hash };
+            check_anchor_before_append(&txn, key, id, anchor, anchor_seal.as_deref()).await?;
+        }
         if let Command::Resolve { duplicate_of: Some(original), .. } = command {
             check_original_exists(&txn, scope, *original).await?;
         }
         let Applied { appeal, event } = current.apply(command, actor.user_id, self.now(), expected_version)?;
-        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash));
+        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
         let updated = appeal::Entity::update_many()
-            .set(appeal_row(&appeal, &event.event))
+            .set(appeal_row(&appeal, &event.event, self.audit_key()))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
             .filter(appeal::Column::Version.eq(current.version))
             .filter(appeal::Column::LastEventSeq.eq(last_seq))
@@ -144,9 +159,16 @@ impl Store {
         Ok(Changed { appeal, event })
     }
 
-    async fn find_by_external_id(&self, submission: &Submission) -> Result<Option<Appeal>> {
+    /// The appeal registered to `municipality_id` for the submission's channel
+    /// message, if any; never one of another municipality.
+    async fn find_by_external_id(
+        &self,
+        municipality_id: MunicipalityId,
+        submission: &Submission,
+    ) -> Result<Option<Appeal>> {
         let Some(external_id) = &submission.external_id else { return Ok(None) };
         let row = appeal::Entity::find()
+            .filter(appeal::Column::MunicipalityId.eq(municipality_id.as_uuid()))
             .filter(appeal::Column::Channel.eq(submission.channel.as_str()))
             .filter(appeal::Column::ExternalId.eq(external_id.as_str()))
             .one(self.db())
@@ -155,18 +177,41 @@ impl Store {
     }
 }
 
-/// A repeated submission returns the first appeal, unless that message was
-/// registered for another municipality: then the caller is told so, and shown
-/// nothing of the other appeal.
-fn existing_submission(existing: Appeal, municipality_id: appeals_core::MunicipalityId) -> Result<Submitted> {
-    if existing.municipality_id != municipality_id {
-        return Err(InvalidInput::new(
-            "externalId",
-            "this channel message was already registered for another municipality",
-        )
-        .into());
+/// With a key, an event is appended only where the history ends as sealed.
+/// Otherwise someone who cut events off the end and rewrote the anchor would
+/// have the next command seal the shortened history as if nothing had been cut.
+/// An unsealed anchor is accepted only after an unsealed last event (a history
+/// written without the key, which verification reports until it is sealed);
+/// an unsealed anchor after a sealed event is a seal stripped off.
+async fn check_anchor_before_append(
+    txn: &DatabaseTransaction,
+    key: &AuditKey,
+    id: AppealId,
+    anchor: ChainAnchor<'_>,
+    anchor_seal: Option<&str>,
+) -> Result<()> {
+    let intact = match anchor_seal {
+        Some(seal) => key.anchor_seal_verifies(id, anchor, seal),
+        None => {
+            let last_seal = appeal_event::Entity::find()
+                .select_only()
+                .column(appeal_event::Column::Seal)
+                .filter(appeal_event::Column::AppealId.eq(id.as_uuid()))
+                .filter(appeal_event::Column::Seq.eq(anchor.seq))
+                .into_tuple::<Option<String>>()
+                .one(txn)
+                .await?;
+            !matches!(last_seal, Some(Some(_)))
+        }
+    };
+    if intact {
+        Ok(())
+    } else {
+        Err(StorageError::Corrupt(format!(
+            "appeal {id}: the seal on where its history ends does not verify, so nothing is appended to it \
+             (the history may have been cut short; see `appeals audit verify --appeal {id}`)"
+        )))
     }
-    Ok(Submitted { appeal: existing, created: false, event: None })
 }
 
 /// `duplicateOf` must name an appeal the actor can see.

@@ -33,8 +33,8 @@ pub struct ImportedAppeal {
 /// Values bound per statement at most. SQLite allows 32,766 and PostgreSQL 65,535;
 /// staying well below both keeps each statement a few megabytes at most.
 const MAX_VALUES_PER_STATEMENT: usize = 30_000;
-const APPEAL_COLUMNS: usize = 28;
-const EVENT_COLUMNS: usize = 11;
+const APPEAL_COLUMNS: usize = 29;
+const EVENT_COLUMNS: usize = 12;
 
 impl Store {
     /// Inserts `appeals` and their events in one write transaction, and raises each
@@ -52,8 +52,10 @@ impl Store {
             let (year, sequence) = registration_of(&imported.appeal.number)?;
             let highest = counters.entry((imported.appeal.municipality_id, year)).or_default();
             *highest = std::cmp::max(*highest, sequence);
-            appeal_rows.push(appeal_row(&imported.appeal, last));
-            event_rows.extend(imported.events.iter().map(|event| event_row(&StoredEvent::new(event.clone()))));
+            appeal_rows.push(appeal_row(&imported.appeal, last, self.audit_key()));
+            event_rows.extend(
+                imported.events.iter().map(|event| event_row(&StoredEvent::new(event.clone(), self.audit_key()))),
+            );
         }
 
         let txn = begin_write(self.db()).await?;

@@ -16,7 +16,8 @@
 //! - [`queries`]: one appeal, the filtered list page, histories.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality.
 //! - [`tally`]: the dashboard's running totals, kept by every writer.
-//! - [`audit`]: verifying hash chains.
+//! - [`audit`]: verifying hash chains and their keyed seals, and sealing a
+//!   history written without a key.
 //! - [`import`]: bulk loading of appeals built elsewhere, with their histories.
 //! - [`testing`]: throwaway databases for tests.
 //! - `entity`, `records` (private): rows, and their mapping to domain values.
@@ -24,7 +25,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use appeals_core::{Clock, DeadlinePolicy, SystemClock};
+use appeals_core::{AuditKey, Clock, DeadlinePolicy, SystemClock};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
@@ -42,7 +43,7 @@ pub mod tally;
 pub mod testing;
 
 pub use appeals::{Changed, Submitted};
-pub use audit::{AuditReport, AuditSummary};
+pub use audit::{AuditReport, AuditSummary, SealingReport};
 pub use dashboard::{Counts, Dashboard, DashboardFilter, MunicipalityStats};
 pub use database::PoolSettings;
 pub use directory::{Municipality, Token, User};
@@ -50,14 +51,17 @@ pub use error::StorageError;
 pub use queries::{AppealFilter, AppealPage, Cursor, HistoryWindow};
 pub use records::StoredEvent;
 
-/// The database, the deadline policy new appeals are held to, and the clock.
-/// Cheap to clone: clones share one connection pool.
+/// The database, the deadline policy new appeals are held to, the clock, and
+/// the audit key, if any. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
     policy: DeadlinePolicy,
     clock: Arc<dyn Clock>,
     statements: Arc<AtomicU64>,
+    /// With a key, every writer seals what it writes and verification checks
+    /// the seals (see [`audit`]).
+    audit_key: Option<AuditKey>,
 }
 
 impl Store {
@@ -82,7 +86,7 @@ impl Store {
                 .increment(1);
             metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
         });
-        Store { db, policy: DeadlinePolicy::default(), clock: Arc::new(SystemClock), statements }
+        Store { db, policy: DeadlinePolicy::default(), clock: Arc::new(SystemClock), statements, audit_key: None }
     }
 
     /// How many SQL statements this store (and its clones) has run so far.
@@ -98,6 +102,26 @@ impl Store {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
         self.clock = clock;
         self
+    }
+
+    /// Seals every event and anchor this store writes with `key`, and makes
+    /// verification require valid seals. The history written before is sealed
+    /// by [`Store::seal_unsealed_history`] (see [`Store::start_sealing`]).
+    pub fn with_audit_key(mut self, key: AuditKey) -> Store {
+        self.audit_key = Some(key);
+        self
+    }
+
+    /// The same store without its audit key: it writes unsealed events and
+    /// checks hashes only, as a server run without the key would.
+    pub fn without_audit_key(mut self) -> Store {
+        self.audit_key = None;
+        self
+    }
+
+    /// The audit key, if this store seals.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_ref()
     }
 
     pub fn policy(&self) -> &DeadlinePolicy {

@@ -4,7 +4,7 @@
 
 use appeals_core::tally::TallyFacts;
 use appeals_core::text::{AppealText, Category, Contact, ExternalId, PersonName, ResponseText, Tag, fold_for_search};
-use appeals_core::{Appeal, AppealId, MunicipalityId, RecordedEvent, Resolution, Role, UserId};
+use appeals_core::{Appeal, AppealId, AuditKey, ChainAnchor, MunicipalityId, RecordedEvent, Resolution, Role, UserId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::Uuid;
 
@@ -77,8 +77,9 @@ impl TryFrom<appeal::Model> for Appeal {
     }
 }
 
-/// The appeal's row, anchored at the end of its chain by `last_event`.
-pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent) -> appeal::ActiveModel {
+/// The appeal's row, anchored at the end of its chain by `last_event`, the
+/// anchor sealed when there is a `key`.
+pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent, key: Option<&AuditKey>) -> appeal::ActiveModel {
     let resolution = appeal.resolution.as_ref();
     let tags: Vec<&str> = appeal.tags.iter().map(Tag::as_str).collect();
     let facts = TallyFacts::of(appeal);
@@ -109,6 +110,9 @@ pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent) -> appeal:
         resolved_by: Set(resolution.map(|r| r.resolved_by.as_uuid())),
         last_event_seq: Set(last_event.seq),
         last_event_hash: Set(last_event.hash.clone()),
+        last_event_seal: Set(
+            key.map(|key| key.seal_anchor(appeal.id, ChainAnchor { seq: last_event.seq, hash: &last_event.hash }))
+        ),
         micros_to_seen: Set(facts.micros_to_seen()),
         micros_to_resolution: Set(facts.micros_to_resolution()),
     }
@@ -128,20 +132,27 @@ pub(crate) fn event_row(stored: &StoredEvent) -> appeal_event::ActiveModel {
         note: Set(event.note.clone()),
         data: Set(event.data.clone()),
         hash: Set(event.hash.clone()),
+        seal: Set(stored.seal.clone()),
     }
 }
 
-/// An event as the API shows it: the recorded event and its row id.
+/// An event as stored: the recorded event, its row id, and its seal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub id: Uuid,
     pub event: RecordedEvent,
+    /// The keyed seal (hex HMAC-SHA256), if the event was written or later sealed
+    /// with an audit key. Not part of the public history: it proves nothing to
+    /// anyone without the key.
+    pub seal: Option<String>,
 }
 
 impl StoredEvent {
-    /// A recorded event about to be stored, with a new row id.
-    pub(crate) fn new(event: RecordedEvent) -> Self {
-        StoredEvent { id: Uuid::now_v7(), event }
+    /// A recorded event about to be stored, with a new row id, sealed when there
+    /// is a `key`.
+    pub(crate) fn new(event: RecordedEvent, key: Option<&AuditKey>) -> Self {
+        let seal = key.map(|key| key.seal_event(&event));
+        StoredEvent { id: Uuid::now_v7(), event, seal }
     }
 }
 
@@ -167,6 +178,7 @@ impl TryFrom<appeal_event::Model> for StoredEvent {
                 data: row.data,
                 hash: row.hash,
             },
+            seal: row.seal,
         })
     }
 }

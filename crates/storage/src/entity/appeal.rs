@@ -36,6 +36,9 @@ pub struct Model {
     pub resolved_by: Option<Uuid>,
     pub last_event_seq: i32,
     pub last_event_hash: String,
+    /// The keyed seal of (`last_event_seq`, `last_event_hash`); `None` if written
+    /// without a key.
+    pub last_event_seal: Option<String>,
     /// Microseconds from receipt to the head's reading, once read.
     pub micros_to_seen: Option<i64>,
     /// Microseconds from receipt to the current resolution, if resolved.

@@ -17,6 +17,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub data: String,
     pub hash: String,
+    /// The event's keyed seal (hex HMAC-SHA256); `None` if written without a key.
+    pub seal: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,4 +1,5 @@
-//! Intake: what a submission registers, idempotency on (`channel`, `externalId`),
+//! Intake: what a submission registers, idempotency on (`channel`, `externalId`)
+//! within a municipality, that nothing about appeals elsewhere leaks through it,
 //! and registration numbers that stay gap-free however submissions race.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ on_both_backends!(
     a_repeated_submission_returns_the_first_appeal_and_takes_no_number,
     only_those_allowed_may_submit_and_only_to_a_known_municipality,
     concurrent_identical_submissions_create_exactly_one_appeal,
+    a_channel_message_known_to_another_municipality_is_a_new_appeal_and_reveals_nothing,
     concurrent_submissions_get_registration_numbers_without_gaps_or_duplicates,
     registration_numbers_start_again_each_year,
 );
@@ -85,10 +87,7 @@ async fn a_repeated_submission_returns_the_first_appeal_and_takes_no_number(back
     assert_eq!(again.appeal, first.appeal, "a repeat returns the first appeal as it was registered");
     let retyped = submission(Channel::Telegram, Some("msg-42"), "Другой текст того же сообщения");
     let again = store.submit(&region.tomsk_head, &code("tomsk"), retyped).await.expect("a repeat by another user");
-    assert_eq!((again.created, again.appeal.id), (false, first.appeal.id), "the key is (channel, externalId) alone");
-
-    let elsewhere = store.submit(&region.intake, &code("seversk"), telegram()).await;
-    assert_eq!(outcome(&elsewhere), "Invalid(externalId)", "the same message addressed to another municipality");
+    assert_eq!((again.created, again.appeal.id), (false, first.appeal.id), "the text is not part of the key");
 
     let vk = store
         .submit(&region.intake, &code("tomsk"), submission(Channel::Vk, Some("msg-42"), "Не вывозят мусор"))
@@ -101,6 +100,8 @@ async fn a_repeated_submission_returns_the_first_appeal_and_takes_no_number(back
     assert_ne!(plain_a.id, plain_b.id, "submissions without an external id never collide");
     let total = store.list_appeals(Scope::Everywhere, &AppealFilter::default(), 100, None).await.expect("the list");
     assert_eq!(total.total_count, 4, "four appeals in all");
+    let elsewhere = store.submit(&region.intake, &code("seversk"), telegram()).await.expect("to another municipality");
+    assert!(elsewhere.created, "the same message id addressed to another municipality is that one's own appeal");
     assert_eq!(store.history(first.appeal.id).await.expect("history").len(), 1, "repeats added no event");
 }
 
@@ -136,11 +137,14 @@ async fn only_those_allowed_may_submit_and_only_to_a_known_municipality(backend:
 
 async fn concurrent_identical_submissions_create_exactly_one_appeal(backend: Backend) {
     let Some(region) = Region::open(backend).await else { return };
-    let results = race(16, |_| {
-        let (store, intake) = (region.store.clone(), region.intake);
+    // Sixteen copies of one message to Tomsk, and eight of the same message id
+    // to Seversk, all at once: one appeal in each municipality.
+    let municipality_of = |i: usize| if i < 16 { "tomsk" } else { "seversk" };
+    let results = race(24, |i| {
+        let (store, intake, to) = (region.store.clone(), region.intake, municipality_of(i));
         async move {
             let message = submission(Channel::Telegram, Some("chat-1/msg-100500"), "Прорвало трубу на Ленина, 5");
-            store.submit(&intake, &code("tomsk"), message).await
+            store.submit(&intake, &code(to), message).await
         }
     })
     .await;
@@ -149,18 +153,68 @@ async fn concurrent_identical_submissions_create_exactly_one_appeal(backend: Bac
         .enumerate()
         .map(|(i, result)| result.unwrap_or_else(|error| panic!("submission {i} failed: {error}")))
         .collect();
-    let winner = submitted.iter().find(|s| s.created).expect("one submission created the appeal").appeal.clone();
-    assert_eq!(submitted.iter().filter(|s| s.created).count(), 1, "exactly one caller created the appeal");
-    for (i, s) in submitted.iter().enumerate() {
-        assert_eq!(s.appeal.id, winner.id, "caller {i} got the same appeal");
-        assert_eq!(s.event.is_some(), s.created, "caller {i}: only the creator gets an event");
+    let mut winners = Vec::new();
+    for (to, range) in [("tomsk", 0..16), ("seversk", 16..24)] {
+        let these = &submitted[range];
+        let winner = these.iter().find(|s| s.created).expect("one submission created the appeal").appeal.clone();
+        assert_eq!(these.iter().filter(|s| s.created).count(), 1, "{to}: exactly one caller created the appeal");
+        for (i, s) in these.iter().enumerate() {
+            assert_eq!(s.appeal.id, winner.id, "{to}: caller {i} got the same appeal");
+            assert_eq!(s.event.is_some(), s.created, "{to}: caller {i}: only the creator gets an event");
+        }
+        assert_eq!(region.store.history(winner.id).await.expect("history").len(), 1, "{to}: one RECEIVED event");
+        winners.push(winner);
     }
+    assert_eq!(winners[0].number, "TOMSK-2026-000001", "Tomsk's appeal's number");
+    assert_eq!(winners[1].number, "SEVERSK-2026-000001", "Seversk's appeal's number");
     let all = region.store.list_appeals(Scope::Everywhere, &AppealFilter::default(), 100, None).await.expect("list");
-    assert_eq!(ids(&all), [winner.id], "one appeal in the database");
-    assert_eq!(winner.number, "TOMSK-2026-000001", "the appeal's number");
-    assert_eq!(region.store.history(winner.id).await.expect("history").len(), 1, "one RECEIVED event");
+    let mut expected = vec![winners[0].id, winners[1].id];
+    let mut got = ids(&all);
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "one appeal per municipality in the database");
     let next = region.submit("tomsk", "Следующее обращение").await;
     assert_eq!(next.number, "TOMSK-2026-000002", "the losers gave their numbers back");
+}
+
+async fn a_channel_message_known_to_another_municipality_is_a_new_appeal_and_reveals_nothing(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    let message = |text: &str| submission(Channel::Vk, Some("club1/wall-7_42"), text);
+    let tomsk = region.store.submit(&region.intake, &code("tomsk"), message("Яма у школы №5")).await.expect("Tomsk");
+    let tomsk_history = region.store.history(tomsk.appeal.id).await.expect("Tomsk's history");
+
+    // Seversk's head submits the same channel message id to Seversk, as a
+    // Seversk bot that saw the same id would: a new appeal of Seversk's own.
+    let seversk = region
+        .store
+        .submit(&region.seversk_head, &code("seversk"), message("Не горят фонари"))
+        .await
+        .expect("a message id known elsewhere is no error");
+    assert!(seversk.created, "a new appeal");
+    let appeal = &seversk.appeal;
+    assert_ne!(appeal.id, tomsk.appeal.id, "not Tomsk's appeal");
+    assert_eq!(appeal.number, "SEVERSK-2026-000001", "Seversk's first number: nothing else counted");
+    assert_eq!(appeal.text.as_str(), "Не горят фонари", "its own text, nothing of Tomsk's");
+    assert_eq!(
+        appeal.municipality_id,
+        region.seversk_head.municipality_id.expect("a head has a municipality"),
+        "Seversk"
+    );
+    assert_eq!(appeal.version, 1, "a fresh appeal");
+    let event = seversk.event.clone().expect("the RECEIVED event");
+    assert_eq!(event.event.seq, 1, "its history starts at 1");
+    assert!(!event.event.data.contains("Яма") && !event.event.data.contains("TOMSK"), "no trace of Tomsk's appeal");
+
+    // A repeat in Seversk is Seversk's appeal, whatever Tomsk holds.
+    let again = region.store.submit(&region.intake, &code("seversk"), message("Повтор")).await.expect("a repeat");
+    assert_eq!((again.created, again.appeal.id), (false, appeal.id), "a repeat returns Seversk's own appeal");
+    let scope = Scope::Municipality(appeal.municipality_id);
+    let seen = region.store.list_appeals(scope, &AppealFilter::default(), 100, None).await.expect("Seversk's list");
+    assert_eq!(ids(&seen), [appeal.id], "Seversk sees only its appeal");
+
+    // Tomsk's appeal is untouched.
+    assert_eq!(region.fetch(tomsk.appeal.id).await, tomsk.appeal, "Tomsk's appeal unchanged");
+    assert_eq!(region.store.history(tomsk.appeal.id).await.expect("history"), tomsk_history, "and its history");
 }
 
 async fn concurrent_submissions_get_registration_numbers_without_gaps_or_duplicates(backend: Backend) {

@@ -6,9 +6,11 @@ use std::collections::BTreeSet;
 use appeals_core::{
     Appeal, AppealId, Channel, Command, DeadlinePolicy, Outcome, PolicyDuration, Priority, Scope, Status,
 };
+use appeals_migrations::{Migrator, MigratorTrait};
 use appeals_storage::testing::Backend;
 use appeals_storage::{AppealFilter, AppealPage, Cursor, Store};
 use chrono::TimeDelta;
+use sea_orm::Database;
 
 use crate::support::{Region, code, days, hours, ids, outcome, prioritize, resolve, submission, t0};
 
@@ -21,6 +23,8 @@ on_both_backends!(
     keyset_pages_return_every_appeal_once_newest_first,
     pages_neither_skip_nor_repeat_while_new_appeals_arrive,
     a_cursor_survives_its_text_form_and_garbage_does_not_decode,
+    text_search_matches_composed_and_decomposed_letters_and_reads_yo_as_ye,
+    the_text_migration_refolds_appeals_stored_with_the_old_fold,
 );
 
 /// The texts of every appeal within `scope` that match `filter`, checking that
@@ -408,5 +412,88 @@ async fn a_cursor_survives_its_text_form_and_garbage_does_not_decode(backend: Ba
     for (case, text) in garbage {
         let decoded = Cursor::decode(&text);
         assert_eq!(decoded.as_ref().map_err(|error| error.field), Err("after"), "{case}: {text:?}");
+    }
+}
+
+/// `й` and `ё` each written two ways: composed (one character) and decomposed
+/// (a base letter and a combining mark), which read the same.
+const COMPOSED_YOT_AND_YO: &str = "Жёлтый подъезд";
+const DECOMPOSED_YOT_AND_YO: &str = "Же\u{0308}лтыи\u{0306} подъезд";
+
+async fn text_search_matches_composed_and_decomposed_letters_and_reads_yo_as_ye(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    let decomposed = region.submit("tomsk", &format!("{DECOMPOSED_YOT_AND_YO}, дверь сломана")).await;
+    let composed = region.submit("tomsk", &format!("{COMPOSED_YOT_AND_YO}, свет не горит")).await;
+    let percent = region.submit("tomsk", "Ёлка: скидка 100% на_ремонт").await;
+    assert_eq!(decomposed.text.as_str(), "Жёлтый подъезд, дверь сломана", "a decomposed text is stored composed");
+    assert_eq!(region.fetch(decomposed.id).await.text.as_str(), "Жёлтый подъезд, дверь сломана", "and read back so");
+    let (broken, dark) = ("Жёлтый подъезд, дверь сломана", "Жёлтый подъезд, свет не горит");
+    let both: &[&str] = &[broken, dark];
+    let cases: [(&str, &str, &[&str]); 11] = [
+        ("composed й and е", "желтый", both),
+        ("composed й and ё", "жёлтый", both),
+        ("decomposed й and ё", "же\u{0308}лтыи\u{0306}", both),
+        ("decomposed й and е", "желтыи\u{0306}", both),
+        ("capitals, Ё", "ЖЁЛТЫЙ ПОДЪЕЗД", both),
+        ("capitals, decomposed Ё", "ЖЕ\u{0308}ЛТЫЙ", both),
+        ("и is not й", "желтыи ", &[]),
+        ("Ё at the start, found by е", "елка", &["Ёлка: скидка 100% на_ремонт"]),
+        ("a percent sign is literal", "100%", &["Ёлка: скидка 100% на_ремонт"]),
+        ("an underscore is literal", "на_ремонт", &["Ёлка: скидка 100% на_ремонт"]),
+        ("an underscore is not a wildcard", "на ремонт", &[]),
+    ];
+    for (case, text, expected) in cases {
+        let found = texts(case, &region.store, Scope::Everywhere, &searching(text)).await;
+        assert_eq!(found, set(expected), "{case}: {text:?}");
+    }
+    let folded = region.strings("SELECT text_folded FROM appeal ORDER BY number").await;
+    assert_eq!(
+        folded,
+        ["желтый подъезд, дверь сломана", "желтый подъезд, свет не горит", "елка: скидка 100% на_ремонт"],
+        "the stored fold: composed, lowercase, е for ё"
+    );
+    assert_eq!((composed.version, percent.version), (1, 1), "plain appeals");
+}
+
+async fn the_text_migration_refolds_appeals_stored_with_the_old_fold(backend: Backend) {
+    let Some(region) = Region::open(backend).await else { return };
+    let tree = region.submit("tomsk", "Ёлку во дворе не убрали").await;
+    // As the fold before the migration left it: lowercase only, ё kept.
+    region
+        .execute(&format!("UPDATE appeal SET text_folded = 'ёлку во дворе не убрали' WHERE number = '{}'", tree.number))
+        .await;
+    assert_eq!(texts("before", &region.store, Scope::Everywhere, &searching("елку")).await, set(&[]), "the old fold");
+
+    let connection = Database::connect(region.db.url.as_str()).await.expect("a connection for the migrator");
+    Migrator::down(&connection, Some(1)).await.expect("undoing the text migration, a no-op");
+    Migrator::up(&connection, None).await.expect("applying it again");
+    let _ = connection.close().await;
+    let found = texts("after", &region.store, Scope::Everywhere, &searching("елку")).await;
+    assert_eq!(found, set(&["Ёлку во дворе не убрали"]), "the migration refolded the stored text");
+    assert_eq!(region.fetch(tree.id).await, tree, "and changed nothing else");
+}
+
+/// The migration that refolds stored texts repeats the domain's fold, since
+/// migrations do not depend on the domain; the two must agree.
+#[test]
+fn the_migrations_search_fold_is_the_domains() {
+    let tricky = [
+        COMPOSED_YOT_AND_YO,
+        DECOMPOSED_YOT_AND_YO,
+        "ЁЛКА Ёлка ёлка Е\u{0308}лка",
+        "İstanbul ΣΟΦΟΣ straße ǅ",
+        "e\u{0301} é \u{212B} Å \u{1E9B}\u{0323}",
+        "ё\u{0300} е\u{0308}\u{0301}",
+        "100% _ \\ ' \"",
+        "\u{200F}שלום \u{FEFF}",
+        "😀 Z\u{0351}\u{0344}a\u{036B}l\u{0368}g\u{0343}o",
+        "",
+    ];
+    for text in tricky {
+        assert_eq!(
+            appeals_migrations::fold_for_search(text),
+            appeals_core::text::fold_for_search(text),
+            "the two folds differ on {text:?}"
+        );
     }
 }

@@ -11,8 +11,8 @@ use appeals_core::text::{
     AppealText, Category, ExternalId, MunicipalityCode, NoteText, PersonName, Reason, ResponseText,
 };
 use appeals_core::{
-    AccessDenied, Actor, Appeal, AppealId, Channel, Command, CommandError, DeadlinePolicy, ExtensionDays, ManualClock,
-    Outcome, Priority, Role, Submission,
+    AccessDenied, Actor, Appeal, AppealId, AuditKey, Channel, Command, CommandError, DeadlinePolicy, ExtensionDays,
+    ManualClock, Outcome, Priority, Role, Submission,
 };
 use appeals_storage::testing::{Backend, ThrowawayDatabase};
 use appeals_storage::{AppealPage, Municipality, PoolSettings, StorageError, Store};
@@ -95,6 +95,12 @@ impl Region {
             clock,
             db,
         })
+    }
+
+    /// The same region, its store sealing with `key` from now on.
+    pub fn with_audit_key(mut self, key: AuditKey) -> Region {
+        self.store = self.store.clone().with_audit_key(key);
+        self
     }
 
     /// Creates a user and returns it as an actor.
@@ -184,6 +190,12 @@ impl Region {
 
 pub async fn open_store(db: &ThrowawayDatabase) -> Store {
     Store::open(&db.url, PoolSettings::default()).await.unwrap_or_else(|error| panic!("opening {}: {error}", db.url))
+}
+
+/// An audit key for tests; `n` picks one of several distinct keys.
+pub fn audit_key(n: u8) -> AuditKey {
+    let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(31).wrapping_add(n)).collect();
+    AuditKey::from_bytes(&bytes).expect("a test key is long enough")
 }
 
 pub fn submission(channel: Channel, external_id: Option<&str>, text: &str) -> Submission {
