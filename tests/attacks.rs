@@ -56,7 +56,7 @@ async fn every_attack_is_refused_and_other_clients_are_still_served(backend: Bac
     let Some(database) = ThrowawayDatabase::create(backend).await else { return };
     let target = Target::start(&database.url).await;
     let mut peaks = Vec::new();
-    let attacks: [(&str, Attack); 9] = [
+    let attacks: [(&str, Attack); 11] = [
         ("1 deep nesting", |target| Box::pin(deep_nesting(target))),
         ("2 fragment chain", |target| Box::pin(fragment_chain(target))),
         ("3 revocation on open sockets", |target| Box::pin(revocation_reaches_open_sockets(target))),
@@ -66,6 +66,8 @@ async fn every_attack_is_refused_and_other_clients_are_still_served(backend: Bac
         ("7 slow clients", |target| Box::pin(slow_clients(target))),
         ("malformed documents and frames", |target| Box::pin(malformed_corpus(target))),
         ("many sockets", |target| Box::pin(socket_caps(target))),
+        ("9 existence oracle", |target| Box::pin(no_existence_oracle(target))),
+        ("10 the same text written otherwise", |target| Box::pin(search_reads_text_as_a_reader_does(target))),
     ];
     for (name, attack) in attacks {
         attack(&target).await;
@@ -555,6 +557,39 @@ async fn socket_caps(target: &Target) {
     }
     assert_eq!(refused, 8, "a socket runs at most 32 operations at once");
     drop(sockets);
+}
+
+/// A channel message id known in another municipality tells a caller nothing:
+/// it registers a separate appeal, as any new message would.
+async fn no_existence_oracle(target: &Target) {
+    let code = MunicipalityCode::parse("seversk").expect("a code");
+    let name = PersonName::parse("Помощник главы Северска").expect("a name");
+    let (_, other) = target.store.create_user(name, Role::Assistant, Some(&code)).await.expect("a user");
+    let submit = "mutation($code: String!) { submitAppeal(input: { municipalityCode: $code, channel: TELEGRAM, externalId: \"tg-secret-1\", text: \"Нет света\" }) { created appeal { id municipality { code } } } }";
+    let first = target.graphql(Some(&target.assistant), submit, json!({ "code": "tomsk" })).await;
+    assert_eq!(first["data"]["submitAppeal"]["created"], true, "{first}");
+    let probe = target.graphql(Some(other.expose()), submit, json!({ "code": "seversk" })).await;
+    assert!(probe["errors"].is_null(), "no error tells the other municipality anything: {probe}");
+    assert_eq!(probe["data"]["submitAppeal"]["created"], true, "{probe}");
+    assert_eq!(probe["data"]["submitAppeal"]["appeal"]["municipality"]["code"], "seversk", "{probe}");
+    assert_ne!(probe["data"]["submitAppeal"]["appeal"]["id"], first["data"]["submitAppeal"]["appeal"]["id"]);
+    let repeat = target.graphql(Some(&target.assistant), submit, json!({ "code": "tomsk" })).await;
+    assert_eq!(repeat["data"]["submitAppeal"]["created"], false, "a repeat is still one appeal: {repeat}");
+}
+
+/// Decomposed letters and `ё` are found as a reader sees them.
+async fn search_reads_text_as_a_reader_does(target: &Target) {
+    // "Зелёная скамейка сломана": `ё` as `е` + U+0308, `й` as `и` + U+0306.
+    let decomposed = "Зеле\u{0308}ная скаме\u{0438}\u{0306}ка сломана";
+    let submit = "mutation($text: String!) { submitAppeal(input: { municipalityCode: \"tomsk\", channel: WEB, text: $text }) { appeal { id text } } }";
+    let submitted = target.graphql(Some(&target.assistant), submit, json!({ "text": decomposed })).await;
+    let stored = submitted["data"]["submitAppeal"]["appeal"]["text"].as_str().expect("a text").to_owned();
+    assert_eq!(stored, "Зелёная скамейка сломана", "stored composed (NFC), with its ё");
+    let search = "query($text: String!) { appeals(filter: { text: $text }) { totalCount } }";
+    for needle in ["зеленая", "ЗЕЛЁНАЯ", "скамейка", "скаме\u{0438}\u{0306}ка"] {
+        let found = target.graphql(Some(&target.assistant), search, json!({ "text": needle })).await;
+        assert_eq!(found["data"]["appeals"]["totalCount"], 1, "`{needle}` finds it: {found}");
+    }
 }
 
 async fn shutdown_within_its_deadline(target: &mut Target) {

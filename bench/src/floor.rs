@@ -52,7 +52,7 @@ const APPEAL_BY_EXTERNAL_ID: &str =
 
 const NEXT_REGISTRATION_NUMBER: &str = r#"INSERT INTO "registration_counter" ("municipality_id", "year", "last_value") VALUES (?, ?, ?) ON CONFLICT ("municipality_id", "year") DO UPDATE SET "last_value" = "registration_counter"."last_value" + ? RETURNING "last_value""#;
 
-const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "author_contact", "text", "text_folded", "status", "priority", "category", "tags", "received_at", "seen_at", "resolved_at", "seen_due_at", "due_at", "deadline_extended", "version", "outcome", "response", "duplicate_of", "resolved_by", "last_event_seq", "last_event_hash", "micros_to_seen", "micros_to_resolution") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("channel", "external_id") DO NOTHING"#;
+const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "author_contact", "text", "text_folded", "status", "priority", "category", "tags", "received_at", "seen_at", "resolved_at", "seen_due_at", "due_at", "deadline_extended", "version", "outcome", "response", "duplicate_of", "resolved_by", "last_event_seq", "last_event_hash", "micros_to_seen", "micros_to_resolution") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("municipality_id", "channel", "external_id") DO NOTHING"#;
 
 const INSERT_EVENT: &str = r#"INSERT INTO "appeal_event" ("id", "appeal_id", "seq", "kind", "at", "actor_id", "from_status", "to_status", "note", "data", "hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#;
 
