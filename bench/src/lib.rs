@@ -45,7 +45,7 @@ pub mod texts;
 use crate::api::{ApiWorker, GraphqlClient};
 use crate::config::{Options, Settings};
 use crate::database::BenchDatabase;
-use crate::floor::FloorWorker;
+use crate::floor::{Floor, FloorWorker};
 use crate::report::{Machine, Phase, RegionFacts, Report, RunSettings, ScenarioReport};
 use crate::scenario::{Scenario, Shared};
 use crate::server::Server;
@@ -119,6 +119,7 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
     };
     let floor_db = appeals_storage::database::connect(url, pool).await?;
     analyze(&floor_db).await?;
+    let floor = Floor::new(floor_db.clone());
 
     let log = std::env::temp_dir().join(format!("appeals-bench-server-{}.log", std::process::id()));
     let server = Server::start(&binary, url, settings.pool_size, log).await?;
@@ -126,7 +127,7 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
     let shared = Arc::new(Shared::new(region)?);
     let mut reports = Vec::with_capacity(settings.scenarios.len());
     for scenario in &settings.scenarios {
-        let report = measure(*scenario, settings, &server, &shared, &floor_db).await?;
+        let report = measure(*scenario, settings, &server, &shared, &floor).await?;
         eprintln!(
             "  {:<23} API {:>8.1} req/s, p99 {:>8.2} ms; floor {}",
             report.name,
@@ -140,6 +141,9 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
         reports.push(report);
     }
     server.stop();
+    if settings.scenarios.iter().any(|scenario| matches!(scenario, Scenario::Intake | Scenario::Transitions)) {
+        floor.forget_running_totals().await?;
+    }
     floor_db.close().await?;
     Ok((facts, reports))
 }
@@ -151,7 +155,7 @@ async fn measure(
     settings: &Settings,
     server: &Server,
     shared: &Arc<Shared>,
-    floor_db: &DatabaseConnection,
+    floor: &Floor,
 ) -> anyhow::Result<ScenarioReport> {
     let load_average = load_average();
     let (api_unread, floor_unread) = if scenario == Scenario::Transitions {
@@ -161,6 +165,7 @@ async fn measure(
         (None, None)
     };
     let watch = server.watch();
+    let server_statements_before = server.statements().await;
     let peak_is_per_scenario = watch.reset_peak_memory();
     let api = if scenario == Scenario::Subscriptions {
         let delivery = Delivery {
@@ -177,20 +182,26 @@ async fn measure(
         load::drive(workers, settings.warmup, settings.duration, Some(watch)).await
     };
     let peak_rss_bytes = watch.usage()?.peak_rss_bytes;
-    let floor = if scenario.has_floor() {
+    let api_statements = per_request(server_statements_before, server.statements().await, api.answered_in_phase);
+    let floor_statements_before = floor.statements();
+    let floor_measured = if scenario.has_floor() {
         let workers = (0..settings.concurrency)
-            .map(|index| FloorWorker::new(scenario, Arc::clone(shared), floor_db.clone(), index, floor_unread.clone()))
+            .map(|index| FloorWorker::new(scenario, Arc::clone(shared), floor.clone(), index, floor_unread.clone()))
             .collect();
         Some(load::drive(workers, settings.warmup, settings.duration, None).await)
     } else {
         None
     };
+    let floor_statements = floor_measured.as_ref().and_then(|measured| {
+        per_request(Some(floor_statements_before), Some(floor.statements()), measured.answered_in_phase)
+    });
+    let floor = floor_measured;
     let cpu_per_1000 = api
         .server_cpu_seconds
         .filter(|_| api.answered_in_phase > 0)
         .map(|cpu| cpu * 1e6 / api.answered_in_phase as f64);
-    let api = Phase::from(&api);
-    let floor = floor.as_ref().map(Phase::from);
+    let api = Phase { statements_per_request: api_statements, ..Phase::from(&api) };
+    let floor = floor.as_ref().map(|floor| Phase { statements_per_request: floor_statements, ..Phase::from(floor) });
     Ok(ScenarioReport {
         name: scenario.name(),
         ratio: floor.as_ref().filter(|floor| floor.throughput > 0.0).map(|floor| api.throughput / floor.throughput),
@@ -200,6 +211,12 @@ async fn measure(
         api,
         floor,
     })
+}
+
+/// Statements per answered request between two readings of a counter.
+fn per_request(before: Option<u64>, after: Option<u64>, answered: u64) -> Option<f64> {
+    let (before, after) = (before?, after?);
+    (answered > 0).then(|| after.saturating_sub(before) as f64 / answered as f64)
 }
 
 /// Gives the planner statistics on the freshly loaded tables, as a database that

@@ -84,6 +84,9 @@ pub struct Phase {
     /// Subscriptions only: delivery latency counted from sending the mutation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_request_ms: Option<Latency>,
+    /// SQL statements sent to the database per answered request (`BEGIN` and
+    /// `COMMIT` not counted), over the whole phase.
+    pub statements_per_request: Option<f64>,
 }
 
 impl From<&Measurement> for Phase {
@@ -101,6 +104,7 @@ impl From<&Measurement> for Phase {
             ran_out: measurement.exhausted,
             stretched: measurement.stretched,
             from_request_ms: measurement.latency_from_request,
+            statements_per_request: None,
         }
     }
 }
@@ -127,7 +131,7 @@ impl Report {
             show(self.load_average_after, 2),
         ));
         out.push_str(&format!(
-            "{:<23} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7}\n",
+            "{:<23} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>11} {:>9} {:>8} {:>7}\n",
             "scenario",
             "API req/s",
             "p50 ms",
@@ -136,6 +140,7 @@ impl Report {
             "floor r/s",
             "fl p99",
             "API/fl",
+            "SQL API/fl",
             "peak MiB",
             "CPU ms/k",
             "errors",
@@ -144,7 +149,7 @@ impl Report {
             let floor = scenario.floor.as_ref();
             let errors = scenario.api.errors + floor.map_or(0, |floor| floor.errors);
             out.push_str(&format!(
-                "{:<23} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7}{}\n",
+                "{:<23} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>8} {:>11} {:>9} {:>8} {:>7}{}\n",
                 scenario.name,
                 scenario.api.throughput,
                 scenario.api.p50_ms,
@@ -153,6 +158,11 @@ impl Report {
                 show(floor.map(|floor| floor.throughput), 1),
                 show(floor.map(|floor| floor.p99_ms), 2),
                 scenario.ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{:.0}%", ratio * 100.0)),
+                format!(
+                    "{}/{}",
+                    show(scenario.api.statements_per_request, 1),
+                    show(floor.and_then(|floor| floor.statements_per_request), 1)
+                ),
                 show(scenario.server_peak_rss_mib, 1),
                 show(scenario.server_cpu_ms_per_1000, 0),
                 errors,

@@ -97,6 +97,17 @@ impl Server {
         }
     }
 
+    /// The SQL statements the server has sent so far, from its `/metrics`.
+    pub async fn statements(&self) -> Option<u64> {
+        let metrics = reqwest::get(format!("{}/metrics", self.base_url())).await.ok()?.text().await.ok()?;
+        let total = metrics
+            .lines()
+            .filter(|line| line.starts_with("appeals_sql_statements_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        Some(total as u64)
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
