@@ -4,7 +4,7 @@
 //! token and a revoked user's cost the same one query and are refused alike.
 
 use appeals_core::Actor;
-use appeals_storage::{Store, User};
+use appeals_storage::User;
 use async_graphql::Context;
 use axum::http::HeaderMap;
 
@@ -12,7 +12,9 @@ use crate::error::{ApiError, ApiResult};
 
 /// Who is calling: the user behind a valid token, or nobody.
 #[derive(Debug, Clone, Default)]
-pub struct Viewer(pub Option<User>);
+pub struct Viewer {
+    pub user: Option<User>,
+}
 
 /// Extracts the token from an `Authorization` value (`Bearer <token>`, any case).
 pub fn bearer_token(value: &str) -> Option<&str> {
@@ -41,17 +43,9 @@ pub fn token_from_payload(payload: &serde_json::Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Resolves a token to its active user.
-pub async fn viewer_for(store: &Store, token: Option<&str>) -> ApiResult<Viewer> {
-    match token {
-        None => Ok(Viewer(None)),
-        Some(token) => Ok(Viewer(store.user_by_token(token).await?)),
-    }
-}
-
 /// The calling user, or `UNAUTHENTICATED`.
 pub fn current_user<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a User> {
-    ctx.data_opt::<Viewer>().and_then(|viewer| viewer.0.as_ref()).ok_or_else(ApiError::unauthenticated)
+    ctx.data_opt::<Viewer>().and_then(|viewer| viewer.user.as_ref()).ok_or_else(ApiError::unauthenticated)
 }
 
 /// The calling user as an actor of the permission checks, or `UNAUTHENTICATED`.

@@ -164,11 +164,11 @@ pub struct ServeArgs {
     pub client_address_header: Option<HeaderName>,
 
     /// The most connections open at once; 0 for no limit.
-    #[arg(long, env = "APPEALS_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    #[arg(long, env = "APPEALS_MAX_CONNECTIONS", default_value_t = 4_096)]
     pub max_connections: usize,
 
     /// The most connections open at once from one peer address; 0 for no limit.
-    #[arg(long, env = "APPEALS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = ConnectionLimits::default().max_per_address)]
+    #[arg(long, env = "APPEALS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
     pub max_connections_per_address: usize,
 
     /// How long a client has to send a request's head.
@@ -193,11 +193,11 @@ pub struct ServeArgs {
 
     /// The most operations (subscriptions included) one WebSocket runs at once;
     /// 0 for no limit.
-    #[arg(long, env = "APPEALS_MAX_OPERATIONS_PER_SOCKET", default_value_t = SocketSettings::default().max_operations_per_socket)]
+    #[arg(long, env = "APPEALS_MAX_OPERATIONS_PER_SOCKET", default_value_t = 32)]
     pub max_operations_per_socket: usize,
 
     /// The most WebSockets one user may hold open; 0 for no limit.
-    #[arg(long, env = "APPEALS_MAX_SOCKETS_PER_USER", default_value_t = SocketSettings::default().max_sockets_per_user)]
+    #[arg(long, env = "APPEALS_MAX_SOCKETS_PER_USER", default_value_t = 32)]
     pub max_sockets_per_user: usize,
 
     #[command(flatten)]

@@ -36,7 +36,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
-/// Bounds on connections; a count of 0 means no limit.
+/// Bounds on connections; a count of 0 means no limit. The defaults are
+/// `appeals serve`'s ([`crate::config::ServeArgs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
@@ -46,17 +47,6 @@ pub struct ConnectionLimits {
     pub shutdown_timeout: Duration,
 }
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 4_096,
-            max_per_address: 256,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            shutdown_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// Serves `router` on `listener` until `stop` completes, then shuts down within
 /// the limits' deadline. `going_away` is set to `true` when shutdown begins, for

@@ -100,7 +100,7 @@ pub async fn post(
         Ok(in_flight) => in_flight,
         Err(refused) => return rate_limited(refused),
     };
-    let viewer = Viewer(user);
+    let viewer = Viewer { user };
     let response = match request {
         BatchRequest::Single(request) => match execute(&state, &viewer, request).await {
             Ok(response) => BatchResponse::Single(response),

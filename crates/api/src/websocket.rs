@@ -39,7 +39,8 @@ use crate::rate_limit::CallerLimits;
 use crate::schema::AppSchema;
 use crate::schema::loaders::new_loaders;
 
-/// Bounds on sockets; a count of 0 means no limit.
+/// Bounds on sockets; a count of 0 means no limit. The defaults are
+/// `appeals serve`'s ([`crate::config::ServeArgs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketSettings {
     pub init_timeout: Duration,
@@ -48,16 +49,6 @@ pub struct SocketSettings {
     pub max_sockets_per_user: usize,
 }
 
-impl Default for SocketSettings {
-    fn default() -> Self {
-        Self {
-            init_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(20),
-            max_operations_per_socket: 32,
-            max_sockets_per_user: 32,
-        }
-    }
-}
 
 /// Close codes of `graphql-transport-ws`, and the WebSocket's own "going away".
 const CLOSE_FORBIDDEN: u16 = 4403;
@@ -255,7 +246,7 @@ impl SocketExecutor {
         }
         sockets.documents.admit(&mut request)?;
         let running = Running::start(&self.running);
-        let request = request.data(Viewer(Some(user))).data(new_loaders(sockets.store.clone()));
+        let request = request.data(Viewer { user: Some(user) }).data(new_loaders(sockets.store.clone()));
         Ok((request, running))
     }
 }
