@@ -9,7 +9,7 @@
 //! list and the dashboard call `appeals-storage` itself, on the floor's own
 //! connection: which statements they run depends on the filter and on the
 //! tallies, and calling the storage function is the one way to run exactly the
-//! server's. The same goes for the tallies a write keeps (`tally::record`).
+//! server's. The same goes for the tallies a write keeps (`dashboard::record`).
 //!
 //! This is the one place outside `appeals-storage` that writes to a database: the
 //! benchmark's own, thrown away after the run.
@@ -21,11 +21,11 @@ use anyhow::Context as _;
 use appeals_core::appeal::registration_number;
 use appeals_core::clock::to_storage_precision;
 use appeals_core::events::{EventData, NewEvent};
-use appeals_core::tally::{Contribution, TallyFacts};
 use appeals_core::text::{AppealText, ExternalId, MunicipalityCode, PersonName, ResponseText, fold_for_search};
 use appeals_core::{
     Appeal, AppealId, Channel, DeadlinePolicy, MunicipalityId, Outcome, RecordedEvent, Scope, Status, Submission,
 };
+use appeals_storage::dashboard::{Contribution, TallyFacts};
 use appeals_storage::{AppealFilter, Cursor, DashboardFilter, Store};
 use chrono::{DateTime, Datelike, Utc};
 use rand::SeedableRng;
@@ -298,7 +298,7 @@ impl FloorWorker {
         anyhow::ensure!(inserted.rows_affected() == 1, "the appeal was not inserted");
         txn.execute_raw(self.statement(INSERT_EVENT, event_values(&event))).await?;
         let received = Contribution::of(&TallyFacts::of(&applied.appeal));
-        appeals_storage::tally::record(&txn, applied.appeal.municipality_id, &received).await?;
+        appeals_storage::dashboard::record(&txn, applied.appeal.municipality_id, &received).await?;
         txn.commit().await?;
         shared.add_unread(UnreadAppeal { id: applied.appeal.id, municipality, version: applied.appeal.version });
         Ok(Sent::Answered)
@@ -366,7 +366,7 @@ impl FloorWorker {
         anyhow::ensure!(updated.rows_affected() == 1, "the appeal was not updated");
         txn.execute_raw(self.statement(INSERT_EVENT, event_values(&event))).await?;
         let change = Contribution::change(&before, &after);
-        appeals_storage::tally::record(&txn, row.municipality_id.into(), &change).await?;
+        appeals_storage::dashboard::record(&txn, row.municipality_id.into(), &change).await?;
         txn.commit().await?;
         if !resolving {
             self.seen = Some(UnreadAppeal { version: appeal.version + 1, ..appeal });

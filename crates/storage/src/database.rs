@@ -132,7 +132,7 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
 /// The dashboard's tallies of municipalities that have none yet: right after the
 /// migration that created them, those of every municipality.
 async fn build_missing_tallies(txn: &DatabaseTransaction) -> Result<(), DbErr> {
-    crate::tally::build_missing(txn).await.map_err(|error| match error {
+    crate::dashboard::build_missing(txn).await.map_err(|error| match error {
         crate::error::StorageError::Database(error) | crate::error::StorageError::Unavailable(error) => error,
         other => DbErr::Custom(other.to_string()),
     })

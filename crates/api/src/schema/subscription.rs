@@ -41,10 +41,7 @@ impl SubscriptionRoot {
             None => None,
             Some(code) => {
                 let code = MunicipalityCode::parse(&code)?;
-                let municipality = store(ctx)?
-                    .municipality_by_code(&code)
-                    .await?
-                    .ok_or_else(|| ApiError::validation("municipalityCode", format!("no municipality `{code}`")))?;
+                let municipality = store(ctx)?.known_municipality(&code).await?;
                 Some(municipality.id)
             }
         };
