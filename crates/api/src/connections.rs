@@ -47,7 +47,6 @@ pub struct ConnectionLimits {
     pub shutdown_timeout: Duration,
 }
 
-
 /// Serves `router` on `listener` until `stop` completes, then shuts down within
 /// the limits' deadline. `going_away` is set to `true` when shutdown begins, for
 /// the WebSockets to close themselves.

@@ -49,7 +49,6 @@ pub struct SocketSettings {
     pub max_sockets_per_user: usize,
 }
 
-
 /// Close codes of `graphql-transport-ws`, and the WebSocket's own "going away".
 const CLOSE_FORBIDDEN: u16 = 4403;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;

@@ -84,7 +84,7 @@ pub struct Resolution {
 
 /// An appeal as it stands now. Its fields change only through
 /// [`Appeal::apply`](crate::transition), which also yields the event that records
-/// the change; storage rebuilds it from rows, and [`crate::events::replay`] from its
+/// the change; storage rebuilds it from rows, and [`crate::replay`](mod@crate::replay) from its
 /// history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appeal {
@@ -120,12 +120,26 @@ impl Appeal {
 
     /// Past its answer deadline and not resolved.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
-        self.status != Status::Resolved && now > self.due_at
+        self.status.owes_answer() && now > self.due_at
     }
 
     /// Past its reading deadline and still unread by the head.
     pub fn is_seen_overdue(&self, now: DateTime<Utc>) -> bool {
-        self.status == Status::Received && now > self.seen_due_at
+        self.status.owes_reading() && now > self.seen_due_at
+    }
+}
+
+impl Status {
+    /// Whether an appeal in this status still owes its answer (by `dueAt`):
+    /// until it is resolved.
+    pub fn owes_answer(self) -> bool {
+        self != Status::Resolved
+    }
+
+    /// Whether an appeal in this status still owes the head's reading (by
+    /// `seenDueAt`): while it is `RECEIVED`.
+    pub fn owes_reading(self) -> bool {
+        self == Status::Received
     }
 }
 

@@ -10,12 +10,13 @@
 //! - [`text`]: parsed input values (trimmed, non-empty, within their limits).
 //! - [`appeal`]: the appeal, its status, channel, priority and resolution.
 //! - [`deadline`]: the deadline policy and the durations it is written in.
+//! - [`events`]: recorded events and the SHA-256 hash chain; what a command
+//!   records, knowing nothing of the state machine.
 //! - [`transition`]: the state machine; commands and the events they produce.
-//! - [`events`]: recorded events, the SHA-256 hash chain and replay.
+//! - [`replay`](mod@replay): an appeal rebuilt from its history through the state machine.
 //! - [`seal`]: the audit key and the keyed seals over the chain.
 //! - [`access`]: roles, actors and the single who-may-do-what function.
 //! - [`clock`]: the source of "now", settable in tests.
-//! - [`tally`]: what each appeal adds to the dashboard's running totals.
 
 pub mod access;
 pub mod appeal;
@@ -23,8 +24,8 @@ pub mod clock;
 pub mod deadline;
 pub mod events;
 pub mod id;
+pub mod replay;
 pub mod seal;
-pub mod tally;
 pub mod text;
 pub mod transition;
 
@@ -33,10 +34,10 @@ pub use appeal::{Appeal, Channel, Outcome, Priority, Resolution, Status, Submiss
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{DeadlinePolicy, ExtensionDays, PolicyDuration};
 pub use events::{
-    ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, ReplayError, Seals, replay, verify_chain,
-    verify_sealed_chain,
+    ChainAnchor, ChainBreak, EventData, EventKind, NewEvent, RecordedEvent, Seals, verify_chain, verify_sealed_chain,
 };
 pub use id::{AppealId, MunicipalityId, UserId};
+pub use replay::{ReplayError, replay};
 pub use seal::{AuditKey, InvalidAuditKey};
 pub use text::InvalidInput;
 pub use transition::{Applied, Command, CommandError};

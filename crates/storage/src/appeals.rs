@@ -3,7 +3,6 @@
 //! `appeal` and `appeal_event`, and they keep the dashboard's tallies in step.
 
 use appeals_core::appeal::registration_number;
-use appeals_core::tally::{Contribution, TallyFacts};
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
     AccessDenied, Actor, Appeal, AppealId, Applied, AuditKey, ChainAnchor, Command, InvalidInput, MunicipalityId,
@@ -15,12 +14,12 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::Store;
+use crate::dashboard::{self, Contribution, TallyFacts};
 use crate::database::begin_write;
 use crate::directory::inserted;
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::{Result, StorageError};
 use crate::records::{StoredEvent, appeal_row, event_row};
-use crate::tally;
 
 /// The outcome of a submission: the appeal, and whether this call created it
 /// (`false` when the same channel message had been submitted to the same
@@ -53,10 +52,7 @@ impl Store {
     /// the winner's appeal back.
     pub async fn submit(&self, actor: &Actor, code: &MunicipalityCode, submission: Submission) -> Result<Submitted> {
         actor.scope(Operation::SubmitAppeal)?;
-        let municipality = self
-            .municipality_by_code(code)
-            .await?
-            .ok_or_else(|| InvalidInput::new("municipalityCode", format!("no municipality `{code}`")))?;
+        let municipality = self.known_municipality(code).await?;
         authorize(actor, Operation::SubmitAppeal, municipality.id)?;
 
         // A retry of a submission already registered needs no write transaction.
@@ -95,7 +91,7 @@ impl Store {
             return Ok(Submitted { appeal: existing, created: false, event: None });
         }
         appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
-        tally::record(&txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
+        dashboard::record(&txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
         txn.commit().await?;
         Ok(Submitted { appeal, created: true, event: Some(event) })
     }
@@ -154,7 +150,7 @@ impl Store {
         }
         appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
         let change = Contribution::change(&TallyFacts::of(&current), &TallyFacts::of(&appeal));
-        tally::record(&txn, appeal.municipality_id, &change).await?;
+        dashboard::record(&txn, appeal.municipality_id, &change).await?;
         txn.commit().await?;
         Ok(Changed { appeal, event })
     }

@@ -11,8 +11,9 @@
 //! verify.
 
 use appeals_core::events::{
-    ANCHOR_SEAL_BROKEN, ChainAnchor, ChainBreak, EVENT_SEAL_BROKEN, Seals, replay, verify_chain, verify_sealed_chain,
+    ANCHOR_SEAL_BROKEN, ChainAnchor, ChainBreak, EVENT_SEAL_BROKEN, Seals, verify_chain, verify_sealed_chain,
 };
+use appeals_core::replay::replay;
 use appeals_core::{Appeal, AppealId, AuditKey, RecordedEvent};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::Expr;

@@ -132,7 +132,7 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
 /// The dashboard's tallies of municipalities that have none yet: right after the
 /// migration that created them, those of every municipality.
 async fn build_missing_tallies(txn: &DatabaseTransaction) -> Result<(), DbErr> {
-    crate::tally::build_missing(txn).await.map_err(|error| match error {
+    crate::dashboard::build_missing(txn).await.map_err(|error| match error {
         crate::error::StorageError::Database(error) | crate::error::StorageError::Unavailable(error) => error,
         other => DbErr::Custom(other.to_string()),
     })
@@ -147,7 +147,7 @@ async fn build_missing_tallies_in_transaction(db: &DatabaseConnection) -> Result
 /// Begins a write transaction. On SQLite it begins IMMEDIATE, taking the write
 /// lock at once: a deferred transaction that reads and then writes can find the
 /// lock taken and fail with "database is locked" instead of waiting its turn.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     db.begin_with_options(TransactionOptions {
         isolation_level: None,
         access_mode: None,
@@ -158,7 +158,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 
 /// Begins a read-only transaction that sees one consistent snapshot, so that
 /// several queries answering one request (a page and its total) agree.
-pub async fn begin_read(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(crate) async fn begin_read(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     let postgres = db.get_database_backend() == DbBackend::Postgres;
     db.begin_with_options(TransactionOptions {
         isolation_level: postgres.then_some(IsolationLevel::RepeatableRead),

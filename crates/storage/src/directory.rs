@@ -84,6 +84,14 @@ impl Store {
         Ok(row.map(Municipality::from))
     }
 
+    /// The municipality with `code`, or `Invalid` on `municipalityCode` (the
+    /// client sees `VALIDATION`: "no municipality `code`") when there is none.
+    pub async fn known_municipality(&self, code: &MunicipalityCode) -> Result<Municipality> {
+        self.municipality_by_code(code)
+            .await?
+            .ok_or_else(|| InvalidInput::new("municipalityCode", format!("no municipality `{code}`")).into())
+    }
+
     pub async fn municipalities_by_ids(&self, ids: &[MunicipalityId]) -> Result<Vec<Municipality>> {
         let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
         let rows = municipality::Entity::find().filter(municipality::Column::Id.is_in(ids)).all(self.db()).await?;
@@ -120,12 +128,7 @@ impl Store {
         municipality_code: Option<&MunicipalityCode>,
     ) -> Result<(User, Token)> {
         let municipality_id = match (role.belongs_to_municipality(), municipality_code) {
-            (true, Some(code)) => Some(
-                self.municipality_by_code(code)
-                    .await?
-                    .ok_or_else(|| InvalidInput::new("municipalityCode", format!("no municipality `{code}`")))?
-                    .id,
-            ),
+            (true, Some(code)) => Some(self.known_municipality(code).await?.id),
             (true, None) => {
                 return Err(InvalidInput::new("municipalityCode", format!("a {role} belongs to a municipality")).into());
             }

@@ -20,7 +20,6 @@ use crate::database::begin_write;
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::Result;
 use crate::records::{StoredEvent, appeal_row, event_row};
-use crate::tally;
 
 /// An appeal as it stands, with its history oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +71,7 @@ impl Store {
         for ((municipality_id, year), highest) in counters {
             raise_registration_counter(&txn, municipality_id, year, highest).await?;
         }
-        tally::record_all(&txn, appeals.iter().map(|imported| &imported.appeal)).await?;
+        crate::dashboard::record_all(&txn, appeals.iter().map(|imported| &imported.appeal)).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -14,8 +14,9 @@
 //! - [`directory`]: municipalities, users, tokens.
 //! - [`appeals`]: idempotent intake, registration numbers, commands.
 //! - [`queries`]: one appeal, the filtered list page, histories.
-//! - [`dashboard`]: counts, overdue counts and medians per municipality.
-//! - [`tally`]: the dashboard's running totals, kept by every writer.
+//! - [`dashboard`]: counts, overdue counts and medians per municipality: the
+//!   running totals every writer keeps, and how the dashboard is read from them
+//!   (or counted, over a range).
 //! - [`audit`]: verifying hash chains and their keyed seals, and sealing a
 //!   history written without a key.
 //! - [`import`]: bulk loading of appeals built elsewhere, with their histories.
@@ -39,7 +40,6 @@ pub mod error;
 pub mod import;
 pub mod queries;
 mod records;
-pub mod tally;
 pub mod testing;
 
 pub use appeals::{Changed, Submitted};

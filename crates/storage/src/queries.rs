@@ -16,7 +16,6 @@ use crate::database::begin_read;
 use crate::entity::{appeal, appeal_event};
 use crate::error::Result;
 use crate::records::StoredEvent;
-use crate::tally;
 
 /// The longest text a search may look for.
 pub const MAX_SEARCH_CHARS: usize = 200;
@@ -155,7 +154,7 @@ impl Store {
         // Counted from the dashboard's running totals when they can tell, as
         // they can for a municipality and a status; by counting rows otherwise.
         let total_count = match filter.counted_by_tallies() {
-            true => tally::count(&txn, municipality, filter.status).await?,
+            true => crate::dashboard::count(&txn, municipality, filter.status).await?,
             false => appeal::Entity::find().filter(condition).count(&txn).await?,
         };
         txn.commit().await?;
@@ -180,10 +179,7 @@ impl Store {
             only = Some(own);
         }
         if let Some(code) = &filter.municipality_code {
-            let municipality = self
-                .municipality_by_code(code)
-                .await?
-                .ok_or_else(|| InvalidInput::new("municipalityCode", format!("no municipality `{code}`")))?;
+            let municipality = self.known_municipality(code).await?;
             if !scope.contains(municipality.id) {
                 return Ok(None);
             }

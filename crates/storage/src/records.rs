@@ -2,12 +2,12 @@
 //! the domain's own constructors, so a row that breaks an invariant surfaces as
 //! [`StorageError::Corrupt`] instead of leaking into the API.
 
-use appeals_core::tally::TallyFacts;
 use appeals_core::text::{AppealText, Category, Contact, ExternalId, PersonName, ResponseText, Tag, fold_for_search};
 use appeals_core::{Appeal, AppealId, AuditKey, ChainAnchor, MunicipalityId, RecordedEvent, Resolution, Role, UserId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::Uuid;
 
+use crate::dashboard::TallyFacts;
 use crate::directory::{Municipality, User};
 use crate::entity::{app_user, appeal, appeal_event, municipality};
 use crate::error::StorageError;

@@ -10,7 +10,8 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::{EventBus, Published};
-use crate::schema::types::{AppealEventNode, store};
+use crate::schema::context::store;
+use crate::schema::types::AppealEventNode;
 
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -41,10 +42,7 @@ impl SubscriptionRoot {
             None => None,
             Some(code) => {
                 let code = MunicipalityCode::parse(&code)?;
-                let municipality = store(ctx)?
-                    .municipality_by_code(&code)
-                    .await?
-                    .ok_or_else(|| ApiError::validation("municipalityCode", format!("no municipality `{code}`")))?;
+                let municipality = store(ctx)?.known_municipality(&code).await?;
                 Some(municipality.id)
             }
         };

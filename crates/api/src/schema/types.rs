@@ -3,13 +3,13 @@
 //! request's [`Loaders`](super::loaders::Loaders), so a page of appeals costs a
 //! handful of queries, not one per appeal.
 
-use appeals_core::{Appeal, Operation};
-use appeals_storage::{HistoryWindow, Municipality, Store, StoredEvent, User};
+use appeals_core::Appeal;
+use appeals_storage::{HistoryWindow, Municipality, StoredEvent, User};
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
+use crate::schema::context::{load_user, readable_appeal, store};
 use crate::schema::loaders::{HistoryOf, loaders};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -372,24 +372,4 @@ pub struct AppealEdge {
 pub struct PageInfo {
     pub has_next_page: bool,
     pub end_cursor: Option<String>,
-}
-
-pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a Store> {
-    ctx.data::<Store>().map_err(|_| ApiError::internal("the schema was built without a store"))
-}
-
-async fn load_user(ctx: &Context<'_>, id: appeals_core::UserId) -> ApiResult<UserNode> {
-    loaders(ctx)?
-        .directory
-        .load_one(id)
-        .await?
-        .map(UserNode)
-        .ok_or_else(|| ApiError::internal(format_args!("user {id} is referenced but missing")))
-}
-
-/// The appeal `id` if the caller may read it, else `None`.
-pub(crate) async fn readable_appeal(ctx: &Context<'_>, id: appeals_core::AppealId) -> ApiResult<Option<AppealNode>> {
-    let scope = current_actor(ctx)?.scope(Operation::ReadAppeals)?;
-    let appeal = loaders(ctx)?.appeals.load_one(id).await?;
-    Ok(appeal.filter(|appeal| scope.contains(appeal.municipality_id)).map(AppealNode))
 }

@@ -5,7 +5,8 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::EventBus;
-use crate::schema::types::{MunicipalityNode, Role, UserNode, store};
+use crate::schema::context::store;
+use crate::schema::types::{MunicipalityNode, Role, UserNode};
 
 #[derive(Default)]
 pub struct DirectoryMutation;

@@ -5,7 +5,8 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 use crate::auth::current_actor;
 use crate::error::ApiResult;
 use crate::notifications::EventBus;
-use crate::schema::types::{AppealNode, Channel, store};
+use crate::schema::context::store;
+use crate::schema::types::{AppealNode, Channel};
 
 #[derive(Default)]
 pub struct IntakeMutation;

@@ -5,8 +5,9 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use crate::auth::current_actor;
 use crate::error::ApiResult;
 use crate::notifications::EventBus;
+use crate::schema::context::store;
 use crate::schema::query::appeal_id;
-use crate::schema::types::{AppealEventNode, AppealNode, Outcome, Priority, store};
+use crate::schema::types::{AppealEventNode, AppealNode, Outcome, Priority};
 
 #[derive(Default)]
 pub struct WorkflowMutation;

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
+use crate::schema::context::{readable_appeal, store};
 use crate::schema::loaders::loaders;
-use crate::schema::types::{
-    AppealConnection, AppealEdge, AppealNode, AppealStatus, Channel, PageInfo, Priority, readable_appeal, store,
-};
+use crate::schema::types::{AppealConnection, AppealEdge, AppealNode, AppealStatus, Channel, PageInfo, Priority};
 
 /// The largest page `appeals(first:)` serves.
 pub const MAX_PAGE: i32 = 100;

@@ -3,8 +3,8 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 
 use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
+use crate::schema::context::store;
 use crate::schema::query::appeals::appeal_id;
-use crate::schema::types::store;
 
 #[derive(Default)]
 pub struct AuditQuery;

@@ -2,7 +2,8 @@ use async_graphql::{Context, Object};
 
 use crate::auth::current_user;
 use crate::error::ApiResult;
-use crate::schema::types::{MunicipalityNode, UserNode, store};
+use crate::schema::context::store;
+use crate::schema::types::{MunicipalityNode, UserNode};
 
 #[derive(Default)]
 pub struct DirectoryQuery;

@@ -1,6 +1,7 @@
 //! Keeping the dashboard's running totals (`municipality_tally`,
 //! `deadline_tally`) in step with the appeals, inside the transactions that
-//! change them; `appeals_core::tally` says what each appeal contributes.
+//! change them (`contribution` says what each appeal contributes), and building
+//! those that are missing.
 //!
 //! Lock order: a writer locks its appeal (or its registration counter) first,
 //! then the deadline rows it changes, in (deadline, day) order, then its
@@ -11,15 +12,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use appeals_core::MunicipalityId;
-use appeals_core::tally::{Contribution, DelayHistogram, TallyFacts};
+use appeals_core::{Appeal, MunicipalityId};
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    UpdateMany,
 };
 
+use super::contribution::{Contribution, Deadline, TallyFacts};
+use super::histogram::DelayHistogram;
 use crate::entity::{appeal, deadline_tally, municipality, municipality_tally};
 use crate::error::{Result, StorageError};
 
@@ -29,7 +32,11 @@ const DEADLINE_ROWS_PER_STATEMENT: usize = 5_000;
 /// Adds `change` to the totals of `municipality`, inside the transaction that
 /// makes the change. The writers of this crate call it; so does the benchmark's
 /// floor, which issues their statements without the API.
-pub async fn record(txn: &DatabaseTransaction, municipality: MunicipalityId, change: &Contribution) -> Result<()> {
+pub(crate) async fn record(
+    txn: &DatabaseTransaction,
+    municipality: MunicipalityId,
+    change: &Contribution,
+) -> Result<()> {
     if change.is_empty() {
         return Ok(());
     }
@@ -37,10 +44,10 @@ pub async fn record(txn: &DatabaseTransaction, municipality: MunicipalityId, cha
     record_deadlines(txn, id, &change.deadlines).await?;
     if change.to_seen.is_empty() && change.to_resolution.is_empty() {
         if change.changes_counts() {
-            let updated = increment_counts(txn, id, change).await?;
+            let updated = increment_counts(id, change).exec(txn).await?.rows_affected;
             if updated == 0 {
                 create_row(txn, id).await?;
-                increment_counts(txn, id, change).await?;
+                increment_counts(id, change).exec(txn).await?;
             }
         }
         return Ok(());
@@ -103,23 +110,21 @@ fn empty_row(id: Uuid) -> municipality_tally::ActiveModel {
     }
 }
 
-async fn increment_counts(txn: &DatabaseTransaction, id: Uuid, change: &Contribution) -> Result<u64> {
+/// Adds the status counts of `change` to the tally row of `id`, by key.
+pub(super) fn increment_counts(id: Uuid, change: &Contribution) -> UpdateMany<municipality_tally::Entity> {
     use municipality_tally::Column;
-    let updated = municipality_tally::Entity::update_many()
+    municipality_tally::Entity::update_many()
         .col_expr(Column::Received, Expr::col(Column::Received).add(change.received))
         .col_expr(Column::Seen, Expr::col(Column::Seen).add(change.seen))
         .col_expr(Column::Resolved, Expr::col(Column::Resolved).add(change.resolved))
         .filter(Column::MunicipalityId.eq(id))
-        .exec(txn)
-        .await?;
-    Ok(updated.rows_affected)
 }
 
 /// Adds the changes of open deadlines, one upsert per batch of days.
 async fn record_deadlines(
     txn: &DatabaseTransaction,
     municipality: Uuid,
-    deadlines: &BTreeMap<(appeals_core::tally::Deadline, i32), i64>,
+    deadlines: &BTreeMap<(Deadline, i32), i64>,
 ) -> Result<()> {
     use deadline_tally::Column;
     let rows: Vec<_> = deadlines.iter().filter(|(_, change)| **change != 0).collect();
@@ -226,7 +231,7 @@ async fn build(txn: &DatabaseTransaction, municipality: Uuid) -> Result<()> {
 /// Adds what `appeals` contribute, per municipality (a bulk import).
 pub(crate) async fn record_all<'a>(
     txn: &DatabaseTransaction,
-    appeals: impl IntoIterator<Item = &'a appeals_core::Appeal>,
+    appeals: impl IntoIterator<Item = &'a Appeal>,
 ) -> Result<()> {
     let mut totals: HashMap<MunicipalityId, Contribution> = HashMap::new();
     for appeal in appeals {
@@ -236,44 +241,4 @@ pub(crate) async fn record_all<'a>(
         record(txn, municipality, &total).await?;
     }
     Ok(())
-}
-
-/// How many appeals there are in `municipality` (or everywhere) with `status`
-/// (or any), from the running totals.
-///
-/// The rows are looked up by key, never scanned: on PostgreSQL every write leaves
-/// a dead version of its municipality's row behind until autovacuum comes (tens
-/// of thousands a minute under load), and a scan reads them all (2.6 ms after
-/// 100,000 updates, against 0.1 ms by key, where dead index entries are skipped).
-pub(crate) async fn count(
-    txn: &DatabaseTransaction,
-    municipality: Option<MunicipalityId>,
-    status: Option<appeals_core::Status>,
-) -> Result<u64> {
-    use appeals_core::Status;
-    use municipality_tally::Column;
-    let mut query = municipality_tally::Entity::find().select_only();
-    let columns = match status {
-        Some(Status::Received) => vec![Column::Received],
-        Some(Status::Seen) => vec![Column::Seen],
-        Some(Status::Resolved) => vec![Column::Resolved],
-        None => vec![Column::Received, Column::Seen, Column::Resolved],
-    };
-    // Summed as BIGINT: PostgreSQL sums a BIGINT to a NUMERIC.
-    let sum = columns
-        .into_iter()
-        .map(|column| Expr::col(column).sum())
-        .reduce(|total, sum| total.add(sum))
-        .map(|total| Func::coalesce([total, Expr::value(0i64)]))
-        .map(|total| Func::cast_as(total, Alias::new("BIGINT")));
-    query = query.column_as(Expr::expr(sum.expect("at least one column")), "count");
-    let keys: Vec<Uuid> = match municipality {
-        Some(municipality) => vec![municipality.as_uuid()],
-        None => {
-            municipality::Entity::find().select_only().column(municipality::Column::Id).into_tuple().all(txn).await?
-        }
-    };
-    query = query.filter(Column::MunicipalityId.is_in(keys));
-    let count: Option<i64> = query.into_tuple().one(txn).await?;
-    Ok(u64::try_from(count.unwrap_or(0)).unwrap_or(0))
 }
