@@ -325,7 +325,7 @@ async fn costly_lists(target: &Target) {
     let id: AppealId = target.appeal.parse().expect("an id");
     let note = NoteText::parse(&"Примечание. ".repeat(400)).expect("a note");
     for _ in 0..400 {
-        target.store.apply(&actor, id, &Command::AddNote { text: note.clone() }, None).await.expect("a note");
+        target.store.execute_command(&actor, id, &Command::AddNote { text: note.clone() }, None).await.expect("a note");
     }
     let recursive = "{ appeals(first: 100) { edges { node { history(first: 1000) { note appeal { history(first: 1000) { note } } } } } } }";
     let body = target.graphql(Some(&target.assistant), recursive, json!({})).await;

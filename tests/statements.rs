@@ -33,7 +33,7 @@ async fn a_page_of_a_hundred_appeals_with_history_costs_a_handful_of_statements(
             text: AppealText::parse(&format!("Обращение {index}")).unwrap(),
         };
         let appeal = app.store.submit(&intake.actor(), code, submission).await.unwrap().appeal;
-        app.store.apply(&head.actor(), appeal.id, &Command::MarkSeen, Some(1)).await.unwrap();
+        app.store.execute_command(&head.actor(), appeal.id, &Command::MarkSeen, Some(1)).await.unwrap();
     }
 
     let before = app.store.statements_executed();

@@ -100,7 +100,7 @@ impl Store {
     /// `expected_version` (`None` for notes), in one transaction: lock and load the
     /// appeal, check access, ask the state machine, write the appeal, append the
     /// chained event. A refused command changes nothing.
-    pub async fn apply(
+    pub async fn execute_command(
         &self,
         actor: &Actor,
         id: AppealId,

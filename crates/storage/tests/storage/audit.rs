@@ -167,7 +167,7 @@ async fn verifying_while_commands_commit_reports_no_false_break(backend: Backend
         let (store, assistant) = (region.store.clone(), region.tomsk_assistant);
         tokio::spawn(async move {
             for i in 0..150 {
-                let result = store.apply(&assistant, appeal.id, &note(&format!("Заметка {i}")), None).await;
+                let result = store.execute_command(&assistant, appeal.id, &note(&format!("Заметка {i}")), None).await;
                 result.unwrap_or_else(|error| panic!("note {i} failed: {error}"));
             }
         })
@@ -278,7 +278,8 @@ async fn cutting_off_the_last_event_and_rewriting_the_anchor_is_caught_by_the_an
         assert_eq!(caught.broken.map(|b| (b.seq, b.reason)), Some((2, ANCHOR_SEAL_BROKEN)), "{case}: caught");
 
         // Nor does the next command seal the shortened history as if whole.
-        let refused = region.store.apply(&region.tomsk_assistant, appeal.id, &note("Ещё заметка"), None).await;
+        let refused =
+            region.store.execute_command(&region.tomsk_assistant, appeal.id, &note("Ещё заметка"), None).await;
         assert!(matches!(refused, Err(StorageError::Corrupt(_))), "{case}: nothing is appended: {refused:?}");
         assert_eq!(region.store.history(appeal.id).await.expect("history").len(), 2, "{case}: nothing appended");
     }
@@ -341,8 +342,10 @@ async fn configuring_a_key_for_the_first_time_seals_the_history_already_written(
     let caught = verify(&again, old.id).await;
     assert_eq!(caught.broken.map(|b| (b.seq, b.reason)), Some((2, EVENT_SEAL_BROKEN)), "an old appeal is covered");
     // And a new command on a sealed appeal is sealed as it is written.
-    let next =
-        again.apply(&region.seversk_head, older.id, &Command::MarkSeen, Some(older.version)).await.expect("seen");
+    let next = again
+        .execute_command(&region.seversk_head, older.id, &Command::MarkSeen, Some(older.version))
+        .await
+        .expect("seen");
     assert!(next.event.seal.is_some(), "a new event is sealed");
     assert!(verify(&again, older.id).await.ok(), "and verifies");
 }
@@ -353,7 +356,10 @@ async fn events_written_without_the_key_after_sealing_are_not_sealed_automatical
     let appeal = region.submit("tomsk", "Сломана скамейка").await;
     // A server run without the key writes an unsealed note.
     let unkeyed = region.store.clone().without_audit_key();
-    unkeyed.apply(&region.tomsk_assistant, appeal.id, &note("Записано без ключа"), None).await.expect("a note");
+    unkeyed
+        .execute_command(&region.tomsk_assistant, appeal.id, &note("Записано без ключа"), None)
+        .await
+        .expect("a note");
     let report = verify(&region.store, appeal.id).await;
     assert_eq!(report.broken.map(|b| (b.seq, b.reason)), Some((2, EVENT_SEAL_MISSING)), "the unsealed event");
 

@@ -78,7 +78,7 @@ async fn concurrent_mark_seen_with_one_expected_version_succeeds_exactly_once(ba
     let appeal = region.submit("tomsk", "Не работает светофор на Ленина").await;
     let results = race(16, |_| {
         let (store, head) = (region.store.clone(), region.tomsk_head);
-        async move { store.apply(&head, appeal.id, &Command::MarkSeen, Some(1)).await }
+        async move { store.execute_command(&head, appeal.id, &Command::MarkSeen, Some(1)).await }
     })
     .await;
     let winners = winners_and_conflicts("markSeen", &results, 1, 2);
@@ -96,7 +96,9 @@ async fn concurrent_triage_with_one_expected_version_succeeds_exactly_once(backe
     let results = race(16, |i| {
         let store = region.store.clone();
         let actor = if i % 2 == 0 { region.tomsk_head } else { region.tomsk_assistant };
-        async move { store.apply(&actor, appeal.id, &categorize(&format!("Категория {i}")), Some(1)).await }
+        async move {
+            store.execute_command(&actor, appeal.id, &categorize(&format!("Категория {i}")), Some(1)).await
+        }
     })
     .await;
     let winners = winners_and_conflicts("triage", &results, 1, 2);
@@ -120,10 +122,10 @@ async fn concurrent_notes_all_succeed_and_number_the_history_without_gaps(backen
         let (head, assistant) = (region.tomsk_head, region.tomsk_assistant);
         async move {
             if i == 0 {
-                store.apply(&head, appeal.id, &Command::MarkSeen, Some(1)).await
+                store.execute_command(&head, appeal.id, &Command::MarkSeen, Some(1)).await
             } else {
                 let author = if i % 3 == 0 { head } else { assistant };
-                store.apply(&author, appeal.id, &note(&format!("Заметка {i}")), None).await
+                store.execute_command(&author, appeal.id, &note(&format!("Заметка {i}")), None).await
             }
         }
     })
@@ -151,7 +153,8 @@ async fn an_appeal_lives_through_seen_resolved_reopened_and_resolved_again(backe
     let id = received.id;
 
     region.advance(hours(5));
-    let seen = store.apply(&region.tomsk_head, id, &Command::MarkSeen, Some(1)).await.expect("the head reads it");
+    let seen =
+        store.execute_command(&region.tomsk_head, id, &Command::MarkSeen, Some(1)).await.expect("the head reads it");
     let seen_at = region.now();
     assert_eq!(
         (seen.appeal.status, seen.appeal.version, seen.appeal.seen_at),
@@ -168,7 +171,7 @@ async fn an_appeal_lives_through_seen_resolved_reopened_and_resolved_again(backe
     region.advance(days(2));
     let first_response = "Ремонт дороги включён в план на май";
     let resolved = store
-        .apply(&region.tomsk_assistant, id, &resolve(Outcome::Explained, first_response), Some(2))
+        .execute_command(&region.tomsk_assistant, id, &resolve(Outcome::Explained, first_response), Some(2))
         .await
         .expect("the assistant records the answer");
     let resolution = resolved.appeal.resolution.clone().expect("a resolved appeal has a resolution");
@@ -183,7 +186,7 @@ async fn an_appeal_lives_through_seen_resolved_reopened_and_resolved_again(backe
 
     region.advance(days(1));
     let reopened = store
-        .apply(&region.tomsk_head, id, &reopen("Ответ не по существу"), Some(3))
+        .execute_command(&region.tomsk_head, id, &reopen("Ответ не по существу"), Some(3))
         .await
         .expect("the head reopens it");
     assert_eq!((reopened.appeal.status, reopened.appeal.version), (Status::Seen, 4), "reopened");
@@ -201,7 +204,7 @@ async fn an_appeal_lives_through_seen_resolved_reopened_and_resolved_again(backe
 
     region.advance(days(1));
     let again = store
-        .apply(&region.tomsk_head, id, &resolve(Outcome::Satisfied, "Яму заделали"), Some(4))
+        .execute_command(&region.tomsk_head, id, &resolve(Outcome::Satisfied, "Яму заделали"), Some(4))
         .await
         .expect("the head resolves it again");
     let resolution = again.appeal.resolution.clone().expect("resolved again");
@@ -277,7 +280,7 @@ async fn a_refused_command_changes_nothing(backend: Backend) {
     let history_before =
         (region.store.history(answered.id).await.expect("h"), region.store.history(unread.id).await.expect("h"));
     for (case, actor, id, command, version, expected) in cases {
-        let result = region.store.apply(&actor, id, &command, version).await;
+        let result = region.store.execute_command(&actor, id, &command, version).await;
         assert_eq!(outcome(&result), expected, "{case}");
         assert_eq!(region.fetch(answered.id).await, answered, "{case}: the resolved appeal is unchanged");
         assert_eq!(region.fetch(unread.id).await, unread, "{case}: the unread appeal is unchanged");
@@ -286,7 +289,7 @@ async fn a_refused_command_changes_nothing(backend: Backend) {
         assert_eq!(history_after, history_before, "{case}: the histories are unchanged");
         assert_eq!(region.number("SELECT COUNT(*) FROM appeal_event").await, events_before, "{case}: no event row");
     }
-    let stale = region.store.apply(&region.tomsk_head, answered.id, &reopen("Ещё раз"), Some(2)).await;
+    let stale = region.store.execute_command(&region.tomsk_head, answered.id, &reopen("Ещё раз"), Some(2)).await;
     assert!(
         matches!(stale, Err(StorageError::Command(CommandError::VersionConflict { expected: 2, current: 3 }))),
         "a stale version names both versions: {stale:?}"
@@ -354,7 +357,7 @@ async fn a_duplicate_must_name_an_appeal_the_resolver_can_see(backend: Backend) 
         ),
     ];
     for (case, actor, target, command, expected) in cases {
-        let result = region.store.apply(&actor, target.id, &command, Some(target.version)).await;
+        let result = region.store.execute_command(&actor, target.id, &command, Some(target.version)).await;
         assert_eq!(outcome(&result), expected, "{case}");
         assert_eq!(&region.fetch(target.id).await, target, "{case}: the appeal is unchanged");
         assert_eq!(region.store.history(target.id).await.expect("h").len(), 2, "{case}: no event was added");
@@ -389,10 +392,10 @@ async fn triage_and_a_deadline_extension_round_trip_through_storage(backend: Bac
     assert_eq!(extended.due_at, appeal.due_at + days(10), "the answer deadline moved by ten days");
     assert_eq!((extended.deadline_extended, extended.seen_due_at), (true, appeal.seen_due_at), "only dueAt moved");
     assert_eq!(region.fetch(appeal.id).await, extended, "the extension as stored");
-    let again = region.store.apply(&assistant, appeal.id, &extend(5, "Ещё"), Some(extended.version)).await;
+    let again = region.store.execute_command(&assistant, appeal.id, &extend(5, "Ещё"), Some(extended.version)).await;
     assert_eq!(outcome(&again), "Command(AlreadyExtended)", "a second extension");
     let seen = region.apply(&head, &extended, Command::MarkSeen).await;
-    let again = region.store.apply(&head, appeal.id, &extend(5, "Ещё"), Some(seen.version)).await;
+    let again = region.store.execute_command(&head, appeal.id, &extend(5, "Ещё"), Some(seen.version)).await;
     assert_eq!(outcome(&again), "Command(AlreadyExtended)", "a second extension once seen");
     let noted = region.apply(&assistant, &seen, note("Перевозчик ответил")).await;
     assert_eq!(noted.version, seen.version, "a note keeps the version");

@@ -141,7 +141,7 @@ impl Region {
     pub async fn apply(&self, actor: &Actor, appeal: &Appeal, command: Command) -> Appeal {
         let version = command.changes_version().then_some(appeal.version);
         self.store
-            .apply(actor, appeal.id, &command, version)
+            .execute_command(actor, appeal.id, &command, version)
             .await
             .unwrap_or_else(|error| panic!("{command:?} on {} by {:?} failed: {error}", appeal.number, actor.role))
             .appeal

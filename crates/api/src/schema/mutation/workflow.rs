@@ -41,7 +41,7 @@ pub struct AppealPayload {
 async fn run(ctx: &Context<'_>, id: &ID, command: Command, expected_version: Option<i32>) -> ApiResult<AppealPayload> {
     let actor = current_actor(ctx)?;
     let id: AppealId = appeal_id(id, "id")?;
-    let changed = store(ctx)?.apply(&actor, id, &command, expected_version).await?;
+    let changed = store(ctx)?.execute_command(&actor, id, &command, expected_version).await?;
     metrics::counter!("appeals_transitions_total", "kind" => changed.event.event.kind.as_str()).increment(1);
     if let Ok(bus) = ctx.data::<EventBus>() {
         bus.publish(changed.appeal.municipality_id, changed.event.clone());
