@@ -14,12 +14,11 @@
 //! HTTP/1.1 only: every client of the API speaks it, and a second protocol would
 //! be a second surface to defend.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +34,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
+
+use crate::occupancy::{Occupancy, Place};
 
 /// Bounds on connections; a count of 0 means no limit. The defaults are
 /// `appeals serve`'s ([`crate::config::ServeArgs`]).
@@ -62,7 +63,7 @@ pub async fn serve(
     } else {
         limits.max_connections
     }));
-    let addresses = AddressSlots { counts: Arc::default(), max: limits.max_per_address };
+    let addresses = Occupancy::new(limits.max_per_address);
     // Every connection's task holds a sender; when the last one is dropped, every
     // connection has ended.
     let (connection_ended, mut all_ended) = mpsc::channel::<()>(1);
@@ -130,48 +131,12 @@ pub async fn serve(
     }
 }
 
-/// Open connections per peer address.
-#[derive(Clone)]
-struct AddressSlots {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max: usize,
-}
-
-impl AddressSlots {
-    fn enter(&self, address: IpAddr) -> Option<AddressSlot> {
-        let mut counts = self.counts.lock().ok()?;
-        let open = counts.entry(address).or_default();
-        if self.max != 0 && *open >= self.max {
-            return None;
-        }
-        *open += 1;
-        Some(AddressSlot { address, counts: Arc::clone(&self.counts) })
-    }
-}
-
-struct AddressSlot {
-    address: IpAddr,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let Ok(mut counts) = self.counts.lock() else { return };
-        if let Some(open) = counts.get_mut(&self.address) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                counts.remove(&self.address);
-            }
-        }
-    }
-}
-
 /// A TCP stream that holds its connection slots for as long as it lives, through
 /// an upgrade to a WebSocket too.
 struct CountedStream {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
-    _address_slot: AddressSlot,
+    _address_slot: Place<IpAddr>,
 }
 
 impl AsyncRead for CountedStream {

@@ -15,6 +15,7 @@
 //! - [`schema`]: types, loaders, queries, mutations, the subscription.
 //! - [`error`]: the one mapping from every error to `extensions.code`.
 //! - [`notifications`]: the bus that carries committed events to subscribers.
+//! - [`occupancy`]: places held per key, with a cap (connections, sockets).
 //! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.
 //! - [`cli`]: `migrate`, `user add`, `audit verify`.
@@ -29,6 +30,7 @@ pub mod connections;
 pub mod error;
 pub mod graphql_http;
 pub mod notifications;
+pub mod occupancy;
 pub mod rate_limit;
 pub mod schema;
 pub mod telemetry;

@@ -14,10 +14,9 @@
 //!   answers nothing is closed by the connection's idle timeout
 //!   ([`crate::connections`]). On shutdown every socket is closed with 1001.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use appeals_core::UserId;
@@ -35,6 +34,7 @@ use crate::admission::DocumentLimits;
 use crate::auth::{Viewer, token_from_payload};
 use crate::error::{ApiError, ErrorCode};
 use crate::notifications::EventBus;
+use crate::occupancy::{Occupancy, Place};
 use crate::rate_limit::CallerLimits;
 use crate::schema::AppSchema;
 use crate::schema::loaders::new_loaders;
@@ -64,7 +64,7 @@ pub struct Sockets {
     pub documents: DocumentLimits,
     pub settings: SocketSettings,
     pub going_away: watch::Receiver<bool>,
-    users: Arc<Mutex<HashMap<UserId, usize>>>,
+    users: Occupancy<UserId>,
 }
 
 impl Sockets {
@@ -78,7 +78,8 @@ impl Sockets {
         settings: SocketSettings,
         going_away: watch::Receiver<bool>,
     ) -> Self {
-        Sockets { schema, store, bus, limits, documents, settings, going_away, users: Arc::default() }
+        let users = Occupancy::new(settings.max_sockets_per_user);
+        Sockets { schema, store, bus, limits, documents, settings, going_away, users }
     }
 
     /// Serves one upgraded socket until it closes.
@@ -171,7 +172,7 @@ impl Sockets {
         let user = self.store.user_by_token(&token).await.map_err(ApiError::from)?;
         self.limits.learn_token(&digest, user.is_some());
         let Some(user) = user else { return Err(ApiError::unauthenticated().into()) };
-        let Some(slot) = self.enter(user.id) else {
+        let Some(slot) = self.users.enter(user.id) else {
             let message = format!("a user may hold at most {} sockets", self.settings.max_sockets_per_user);
             return Err(ApiError::new(ErrorCode::RateLimited, message).into());
         };
@@ -180,40 +181,12 @@ impl Sockets {
         data.insert(SocketSession { token, _slot: Arc::new(slot) });
         Ok(data)
     }
-
-    fn enter(&self, user: UserId) -> Option<UserSocket> {
-        let mut users = self.users.lock().ok()?;
-        let open = users.entry(user).or_default();
-        if self.settings.max_sockets_per_user != 0 && *open >= self.settings.max_sockets_per_user {
-            return None;
-        }
-        *open += 1;
-        Some(UserSocket { user, users: Arc::clone(&self.users) })
-    }
 }
 
 /// What `connection_init` established, kept in the connection's data.
 struct SocketSession {
     token: String,
-    _slot: Arc<UserSocket>,
-}
-
-/// One of a user's open sockets.
-struct UserSocket {
-    user: UserId,
-    users: Arc<Mutex<HashMap<UserId, usize>>>,
-}
-
-impl Drop for UserSocket {
-    fn drop(&mut self) {
-        let Ok(mut users) = self.users.lock() else { return };
-        if let Some(open) = users.get_mut(&self.user) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                users.remove(&self.user);
-            }
-        }
-    }
+    _slot: Arc<Place<UserId>>,
 }
 
 /// Runs each operation of a socket as a request of its own.

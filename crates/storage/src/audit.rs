@@ -116,7 +116,7 @@ impl Store {
             };
             after = Some(last.id);
             let ids: Vec<AppealId> = rows.iter().map(|row| AppealId::from_uuid(row.id)).collect();
-            let mut histories = histories_on(&txn, &ids).await?;
+            let mut histories = histories_on(&txn, &ids, None).await?;
             txn.commit().await?;
             for row in rows {
                 let events = histories.remove(&AppealId::from_uuid(row.id)).unwrap_or_default();
@@ -240,7 +240,7 @@ impl Store {
                 .all(&txn)
                 .await?;
             let appeal_ids: Vec<AppealId> = rows.iter().map(|row| AppealId::from_uuid(row.id)).collect();
-            let mut histories = histories_on(&txn, &appeal_ids).await?;
+            let mut histories = histories_on(&txn, &appeal_ids, None).await?;
             for row in rows {
                 let events = histories.remove(&AppealId::from_uuid(row.id)).unwrap_or_default();
                 match seal_appeal(&txn, key, row, events).await? {

@@ -231,11 +231,6 @@ impl Store {
         history_on(self.db(), id).await
     }
 
-    /// The histories of several appeals in one query, each oldest first.
-    pub async fn histories(&self, ids: &[AppealId]) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
-        histories_on(self.db(), ids).await
-    }
-
     /// The events of each appeal in `ids` with `seq` in `window`, oldest first, in
     /// one statement. `seq` runs 1, 2, 3… without gaps, so the window bounds what is
     /// read however long a history grows.
@@ -244,21 +239,7 @@ impl Store {
         ids: &[AppealId],
         window: HistoryWindow,
     ) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
-        let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows = appeal_event::Entity::find()
-            .filter(appeal_event::Column::AppealId.is_in(uuids))
-            .filter(appeal_event::Column::Seq.gt(window.after_seq))
-            .filter(appeal_event::Column::Seq.lte(window.after_seq.saturating_add(window.first)))
-            .order_by_asc(appeal_event::Column::AppealId)
-            .order_by_asc(appeal_event::Column::Seq)
-            .all(self.db())
-            .await?;
-        let mut histories: HashMap<AppealId, Vec<StoredEvent>> = HashMap::with_capacity(ids.len());
-        for row in rows {
-            let event = StoredEvent::try_from(row)?;
-            histories.entry(event.event.appeal_id).or_default().push(event);
-        }
-        Ok(histories)
+        histories_on(self.db(), ids, Some(window)).await
     }
 }
 
@@ -279,18 +260,22 @@ pub(crate) async fn history_on(db: &impl ConnectionTrait, id: AppealId) -> Resul
     rows.into_iter().map(StoredEvent::try_from).collect()
 }
 
-/// [`Store::histories`] on `db`, which may be a transaction.
+/// The histories of `ids` (only the events in `window`, if given), oldest first,
+/// on `db`, which may be a transaction.
 pub(crate) async fn histories_on(
     db: &impl ConnectionTrait,
     ids: &[AppealId],
+    window: Option<HistoryWindow>,
 ) -> Result<HashMap<AppealId, Vec<StoredEvent>>> {
     let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-    let rows = appeal_event::Entity::find()
-        .filter(appeal_event::Column::AppealId.is_in(uuids))
-        .order_by_asc(appeal_event::Column::AppealId)
-        .order_by_asc(appeal_event::Column::Seq)
-        .all(db)
-        .await?;
+    let mut query = appeal_event::Entity::find().filter(appeal_event::Column::AppealId.is_in(uuids));
+    if let Some(window) = window {
+        query = query
+            .filter(appeal_event::Column::Seq.gt(window.after_seq))
+            .filter(appeal_event::Column::Seq.lte(window.after_seq.saturating_add(window.first)));
+    }
+    let rows =
+        query.order_by_asc(appeal_event::Column::AppealId).order_by_asc(appeal_event::Column::Seq).all(db).await?;
     let mut histories: HashMap<AppealId, Vec<StoredEvent>> = HashMap::with_capacity(ids.len());
     for row in rows {
         let event = StoredEvent::try_from(row)?;
