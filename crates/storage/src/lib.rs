@@ -20,7 +20,7 @@
 //! - [`audit`]: verifying hash chains and their keyed seals, and sealing a
 //!   history written without a key.
 //! - [`import`]: bulk loading of appeals built elsewhere, with their histories.
-//! - [`testing`]: throwaway databases for tests.
+//! - [`testing`]: throwaway databases for tests, and `on_both_databases!`.
 //! - `entity`, `records` (private): rows, and their mapping to domain values.
 
 use std::sync::Arc;

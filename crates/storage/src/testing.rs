@@ -1,12 +1,16 @@
 //! Throwaway databases for tests: a temporary SQLite file, or a randomly named
 //! PostgreSQL database created on the server that `APPEALS_TEST_POSTGRES_URL`
 //! points at. Every test gets its own, so tests run in parallel without sharing
-//! state.
+//! state. [`on_both_databases!`] turns one test body into a test on each.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sea_orm::{ConnectionTrait, Database};
+
+// `#[macro_export]` puts the macro at the crate's root; tests import it from here,
+// next to the `Backend` it takes.
+pub use crate::on_both_databases;
 
 /// The environment variable naming the PostgreSQL server for tests, e.g.
 /// `postgres://postgres@127.0.0.1:5432/postgres`.
@@ -15,6 +19,36 @@ pub const POSTGRES_URL_VARIABLE: &str = "APPEALS_TEST_POSTGRES_URL";
 /// Test databases older than this are dropped when a new one is made, so that
 /// aborted runs do not pile up databases.
 const STALE_AFTER_SECONDS: u64 = 6 * 3600;
+
+/// Emits, for each named `async fn name(backend: Backend)` of the calling module,
+/// two tests that call it: `sqlite::name` on a temporary SQLite file and
+/// `postgres::name` on a fresh PostgreSQL database (which, without
+/// [`POSTGRES_URL_VARIABLE`], returns at once, except under `CI`, where it fails).
+/// A function left out of the list is dead code, which `clippy -D warnings`
+/// refuses. The storage suite and the end-to-end suite both use it; the calling
+/// crate needs `tokio` with its `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case($crate::testing::Backend::Sqlite).await
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case($crate::testing::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

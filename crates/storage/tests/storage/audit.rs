@@ -6,12 +6,12 @@
 
 use appeals_core::events::{ANCHOR_SEAL_BROKEN, EVENT_SEAL_BROKEN, EVENT_SEAL_MISSING};
 use appeals_core::{Appeal, AppealId, Command, Outcome};
-use appeals_storage::testing::Backend;
+use appeals_storage::testing::{Backend, on_both_databases};
 use appeals_storage::{AuditReport, StorageError, Store};
 
 use crate::support::{Region, audit_key, code, note, race, resolve, web};
 
-on_both_backends!(
+on_both_databases!(
     every_kind_of_tampering_is_reported_at_the_event_where_it_happened,
     verify_all_checks_every_appeal_and_stops_at_the_first_broken_one,
     verifying_while_commands_commit_reports_no_false_break,

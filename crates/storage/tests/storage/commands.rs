@@ -3,14 +3,14 @@
 
 use appeals_core::text::{Category, ResponseText, Tag};
 use appeals_core::{Actor, Appeal, AppealId, Command, CommandError, EventKind, Outcome, Priority, Role, Status};
-use appeals_storage::testing::Backend;
+use appeals_storage::testing::{Backend, on_both_databases};
 use appeals_storage::{StorageError, StoredEvent};
 
 use crate::support::{
     Region, categorize, days, duplicate_of, extend, hours, note, outcome, prioritize, race, reopen, resolve,
 };
 
-on_both_backends!(
+on_both_databases!(
     concurrent_mark_seen_with_one_expected_version_succeeds_exactly_once,
     concurrent_triage_with_one_expected_version_succeeds_exactly_once,
     concurrent_notes_all_succeed_and_number_the_history_without_gaps,

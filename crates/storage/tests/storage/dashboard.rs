@@ -3,13 +3,13 @@
 //! a row for every municipality in scope, and the window of receipt.
 
 use appeals_core::{Appeal, Command, Outcome, Scope, Status};
-use appeals_storage::testing::Backend;
+use appeals_storage::testing::{Backend, on_both_databases};
 use appeals_storage::{AppealFilter, Counts, Dashboard, DashboardFilter, MunicipalityStats};
 use chrono::TimeDelta;
 
 use crate::support::{Region, code, days, extend, hours, open_store, outcome, reopen, resolve, t0};
 
-on_both_backends!(
+on_both_databases!(
     the_dashboard_counts_appeals_by_municipality_and_status,
     the_dashboard_reports_median_hours_to_reading_and_to_resolution,
     a_municipal_scope_sees_one_row_of_its_own,

@@ -4,12 +4,12 @@
 use appeals_core::text::MunicipalityName;
 use appeals_core::{Role, UserId};
 use appeals_storage::directory::token_digest;
-use appeals_storage::testing::{Backend, POSTGRES_URL_VARIABLE, ThrowawayDatabase};
+use appeals_storage::testing::{Backend, POSTGRES_URL_VARIABLE, ThrowawayDatabase, on_both_databases};
 use sea_orm::ConnectionTrait;
 
 use crate::support::{Region, code, days, name, open_store, outcome, web};
 
-on_both_backends!(
+on_both_databases!(
     migrations_seed_the_twenty_municipalities_of_the_tomsk_region,
     opening_a_migrated_database_again_changes_nothing,
     users_belong_to_a_municipality_exactly_when_their_role_does,

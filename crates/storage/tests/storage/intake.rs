@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use appeals_core::{AppealId, Channel, EventKind, Priority, Scope, Status};
 use appeals_storage::AppealFilter;
-use appeals_storage::testing::Backend;
+use appeals_storage::testing::{Backend, on_both_databases};
 use chrono::{Datelike, Utc};
 
 use crate::support::{Region, at, code, days, ids, open_store, outcome, race, submission, web};
 
-on_both_backends!(
+on_both_databases!(
     a_submission_registers_a_received_appeal_with_its_deadlines_and_first_event,
     a_repeated_submission_returns_the_first_appeal_and_takes_no_number,
     only_those_allowed_may_submit_and_only_to_a_known_municipality,

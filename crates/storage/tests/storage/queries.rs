@@ -7,14 +7,14 @@ use appeals_core::{
     Appeal, AppealId, Channel, Command, DeadlinePolicy, Outcome, PolicyDuration, Priority, Scope, Status,
 };
 use appeals_migrations::{Migrator, MigratorTrait};
-use appeals_storage::testing::Backend;
+use appeals_storage::testing::{Backend, on_both_databases};
 use appeals_storage::{AppealFilter, AppealPage, Cursor, Store};
 use chrono::TimeDelta;
 use sea_orm::Database;
 
 use crate::support::{Region, code, days, hours, ids, outcome, prioritize, resolve, submission, t0};
 
-on_both_backends!(
+on_both_databases!(
     text_search_is_case_insensitive_in_cyrillic_and_latin,
     like_wildcards_and_backslashes_in_a_search_are_literal,
     the_list_filters_by_status_channel_priority_and_municipality,

@@ -7,15 +7,15 @@
 //! One server per database serves the whole table of cases. A failing case is
 //! recorded and the run goes on, so that one run names every failing case.
 
-mod support;
-
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use futures_util::FutureExt;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, error_code, spawn_app_with};
+
+use crate::support::{Backend, TestApp, error_code, spawn_app_with};
 
 const SUBMIT: &str = "mutation($input: SubmitAppealInput!) { submitAppeal(input: $input) { created appeal { id text authorName status version } } }";
 const NOTE: &str = "mutation($id: ID!, $text: String!) { addNote(id: $id, text: $text) { event { seq kind note } } }";

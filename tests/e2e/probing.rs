@@ -8,13 +8,13 @@
 //! Every response a prober gets is searched, as raw text, for the numbers, texts
 //! and authors of the appeals it must not see.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, error_code, spawn_app_with};
+
+use crate::support::{Backend, TestApp, error_code, spawn_app_with};
 
 const OWN: &str = "tomsk";
 const OTHER: &str = "seversk";

@@ -8,9 +8,6 @@
 //! 503 and `/healthz` 200. Once it is back, the service recovers by itself,
 //! without a restart, and nothing acknowledged before is lost.
 
-#[path = "support/process.rs"]
-mod process;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -21,8 +18,9 @@ use std::time::{Duration, Instant};
 use appeals_core::Role;
 use appeals_core::text::{MunicipalityCode, PersonName};
 use appeals_storage::{PoolSettings, Store};
-use process::{ServerProcess, free_port};
 use serde_json::{Value, json};
+
+use crate::support::process::{ServerProcess, describe, free_port};
 
 /// The longest a request may take while the database is away: a bound on
 /// hanging (the server waits `--database-timeout 2s` for a connection), not a
@@ -157,15 +155,6 @@ fn succeed(command: &mut Command, what: &str) {
     assert!(output.status.success(), "{what} failed: {}", describe(&output));
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// How one request of the trickle ended.
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -273,7 +262,7 @@ async fn the_database_going_away_is_an_outage_not_a_catastrophe() {
         return;
     };
     // Building the binary is not part of the bound.
-    tokio::task::block_in_place(process::appeals_binary);
+    tokio::task::block_in_place(crate::support::process::appeals_binary);
     // Dropped with the future when the bound is reached, the guards stop the
     // server and PostgreSQL all the same.
     if tokio::time::timeout(TIME_BOUND, outage_and_recovery(bin)).await.is_err() {

@@ -1,4 +1,4 @@
-//! The hostile-string corpus (`tests/data/hostile-strings.json`: SQL and JSON
+//! The hostile-string corpus (`tests/e2e/data/hostile-strings.json`: SQL and JSON
 //! injection, zero-width and right-to-left marks, combining characters, emoji,
 //! NUL and other control characters, oversized texts) sent through every text
 //! field and filter of the API. Each answer is a success that stores the string
@@ -6,11 +6,11 @@
 //! no other data changes, every hash chain still verifies, and the server's memory
 //! stays bounded.
 
-mod support;
-
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, error_code, spawn_app_with};
+
+use crate::support::{Backend, TestApp, error_code, spawn_app_with};
 
 struct Hostile {
     name: String,
@@ -18,7 +18,7 @@ struct Hostile {
 }
 
 fn corpus() -> Vec<Hostile> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hostile-strings.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/data/hostile-strings.json");
     let raw = std::fs::read_to_string(&path).expect("the corpus is part of the repository");
     let entries: Vec<Value> = serde_json::from_str(&raw).expect("the corpus is a JSON array");
     entries

@@ -1,17 +1,20 @@
-//! The real `appeals` binary as a child process: built once per test run, started
-//! with `appeals serve` on a port of its own, killed with SIGKILL and started
-//! again on the same port and database, as an operator's supervisor would.
-//!
-//! Included by the tests that need it with `#[path = "support/process.rs"] mod process;`.
-
-#![allow(dead_code)]
+//! The real `appeals` binary as a child process, the one way the suite runs it:
+//! built once per test run, run once for a command of its command line
+//! ([`run_command`]), or started with `appeals serve` on a port of its own
+//! ([`ServerProcess`]), killed with SIGKILL and started again on the same port and
+//! database, as an operator's supervisor would. Only the flags given here
+//! configure it: the `APPEALS_*` variables of the test run are not passed on.
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::test_log_is_on;
 
 /// The `appeals` binary of this workspace, rebuilt once per test run so that it
 /// is never stale. Cargo builds a package's binaries only for that package's own
@@ -56,6 +59,24 @@ pub fn appeals_binary() -> &'static Path {
     })
 }
 
+/// Runs `appeals ARGS --database-url URL` to its end and returns its exit status
+/// and what it printed.
+pub fn run_command(database_url: &str, args: &[&str]) -> Output {
+    let mut command = appeals_command();
+    command.args(args).args(["--database-url", database_url]);
+    command.output().expect("the binary should start")
+}
+
+/// The exit status and output of a command, for an assertion's message.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// A port that was free a moment ago: bound here and released, for a server to
 /// bind again. Another process could take it in between; on a test machine that
 /// is rare enough.
@@ -76,9 +97,11 @@ pub fn random_between(from: Duration, to: Duration) -> Duration {
 }
 
 /// An `appeals serve` process, killed on drop. Its standard error (the log) of
-/// every start goes to one file, shown when something fails.
+/// every start goes to one file, printed when it is dropped during a panic (its
+/// test failed) or, with `TEST_LOG`, always.
 pub struct ServerProcess {
     child: Option<Child>,
+    client: reqwest::Client,
     port: u16,
     database_url: String,
     extra_args: Vec<String>,
@@ -94,6 +117,7 @@ impl ServerProcess {
         let log = std::env::temp_dir().join(format!("appeals-process-{}-{port}.log", uuid::Uuid::new_v4().simple()));
         let mut server = ServerProcess {
             child: None,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client"),
             port,
             database_url: database_url.to_owned(),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
@@ -109,8 +133,21 @@ impl ServerProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Posts a GraphQL request as `token` and returns the JSON response.
+    pub async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address()))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("the server should answer");
+        response.json().await.expect("a JSON answer")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address())).send().await.expect("the server should answer")
     }
 
     /// How many times the process has been started.
@@ -147,11 +184,6 @@ impl ServerProcess {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
-    }
-
     /// Sends SIGTERM, as an operator's supervisor would, and waits up to `within`
     /// for the process to exit. Returns how long it took, or `None` if it did not
     /// exit in time (it is then killed).
@@ -186,27 +218,21 @@ impl ServerProcess {
 
     fn spawn(&mut self) -> Child {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("a log file");
-        let mut command = Command::new(appeals_binary());
+        let mut command = appeals_command();
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--database-url", &self.database_url])
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // Only the flags given here configure the server, whatever the
-        // environment of the test run holds.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("APPEALS_") {
-                command.env_remove(name);
-            }
-        }
         self.starts += 1;
         command.spawn().expect("the binary should start")
     }
 
     /// Spawns the server and waits for `/healthz`. A process that exits at once
     /// is started again a few times (its port may not be released yet); one that
-    /// keeps failing, or does not answer within 30 s, fails the test with its log.
+    /// keeps failing, or does not answer within 30 s, fails the test, and its log
+    /// is printed as it is dropped.
     async fn spawn_and_wait(&mut self) {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("a client");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -223,7 +249,7 @@ impl ServerProcess {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 early_exits += 1;
-                assert!(early_exits < 5, "`appeals serve` exited with {status}, {early_exits} times:\n{}", self.log());
+                assert!(early_exits < 5, "`appeals serve` exited with {status}, {early_exits} times (its log follows)");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 child = self.spawn();
                 continue;
@@ -231,7 +257,7 @@ impl ServerProcess {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`appeals serve` did not answer /healthz within 30 s:\n{}", self.log());
+                panic!("`appeals serve` did not answer /healthz within 30 s (its log follows)");
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -241,6 +267,26 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() || test_log_is_on() {
+            eprintln!(
+                "---- log of `appeals serve` on port {} ({} starts) ----\n{}---- end of the log ----",
+                self.port,
+                self.starts,
+                self.log()
+            );
+        }
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// A command running [`appeals_binary`] without the `APPEALS_*` variables of the
+/// test run, so that only the flags the test gives configure it.
+fn appeals_command() -> Command {
+    let mut command = Command::new(appeals_binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("APPEALS_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }

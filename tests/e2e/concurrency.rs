@@ -3,16 +3,16 @@
 //! registration numbers under simultaneous intake. Every request of a race is a
 //! spawned task released by one barrier, so they reach the server together.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, error_code, spawn_app};
 use tokio::sync::Barrier;
+
+use crate::support::{Backend, TestApp, error_code, spawn_app};
 
 const SUBMIT: &str =
     "mutation($input: SubmitAppealInput!) { submitAppeal(input: $input) { created appeal { id number version } } }";

@@ -7,24 +7,21 @@
 //!
 //! Run with `--nocapture` to see the peak memory after each attack.
 
-#[path = "support/process.rs"]
-mod process;
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use appeals_core::text::{MunicipalityCode, NoteText, PersonName};
 use appeals_core::{Actor, AppealId, Command, Role};
-use appeals_storage::testing::{Backend, ThrowawayDatabase};
+use appeals_storage::testing::{Backend, ThrowawayDatabase, on_both_databases};
 use appeals_storage::{PoolSettings, Store};
 use futures_util::{SinkExt, StreamExt};
-use process::ServerProcess;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::process::ServerProcess;
 
 /// The server's peak memory must stay below this under every attack.
 const PEAK_RSS_BOUND_KIB: u64 = 256 * 1024;

@@ -5,11 +5,11 @@
 //! for every case. Then: no token, an unknown one and a revoked user's are
 //! `UNAUTHENTICATED`, and every role may read the municipalities.
 
-mod support;
-
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, error_code, spawn_app, spawn_app_with};
+
+use crate::support::{Backend, TestApp, error_code, spawn_app, spawn_app_with};
 
 /// What a role gets when it tries an operation: one half of a cell of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

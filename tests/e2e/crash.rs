@@ -8,9 +8,6 @@
 //! every appeal equal to the replay of its history (nothing half-applied), and
 //! registration numbers unique and without gaps.
 
-#[path = "support/process.rs"]
-mod process;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use appeals_core::text::{MunicipalityCode, PersonName};
 use appeals_core::{AppealId, Role, Scope};
-use appeals_storage::testing::{Backend, ThrowawayDatabase};
+use appeals_storage::testing::{Backend, ThrowawayDatabase, on_both_databases};
 use appeals_storage::{AppealFilter, Cursor, PoolSettings, Store};
-use process::{ServerProcess, random_between};
 use serde_json::{Value, json};
+
+use crate::support::process::{ServerProcess, random_between};
 
 /// How many times the server is killed under load, per database.
 const KILLS: usize = 5;
@@ -32,19 +30,7 @@ const TIME_BOUND: Duration = Duration::from_secs(60);
 /// How long a restarted server may take to acknowledge its first write.
 const RECOVERY_BOUND: Duration = Duration::from_secs(15);
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn an_acknowledged_write_survives_a_crash() {
-        super::an_acknowledged_write_survives_a_crash(super::Backend::Sqlite).await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn an_acknowledged_write_survives_a_crash() {
-        super::an_acknowledged_write_survives_a_crash(super::Backend::Postgres).await;
-    }
-}
+on_both_databases!(an_acknowledged_write_survives_a_crash);
 
 const SUBMIT: &str = "mutation($input: SubmitAppealInput!) { submitAppeal(input: $input) { created \
                       appeal { id number status version history { id seq kind hash } } } }";
@@ -313,7 +299,7 @@ async fn an_acknowledged_write_survives_a_crash(backend: Backend) {
         return;
     };
     // Building the binary is not part of the bound.
-    tokio::task::block_in_place(process::appeals_binary);
+    tokio::task::block_in_place(crate::support::process::appeals_binary);
     let started = Instant::now();
     if tokio::time::timeout(TIME_BOUND, crash_and_check(backend, &database.url)).await.is_err() {
         panic!("{backend:?}: the crash test did not finish within {TIME_BOUND:?}");

@@ -2,11 +2,11 @@
 //! by the head, resolved by an assistant, reopened, resolved again; its history
 //! and hash chain, the list, and the dashboard.
 
-mod support;
-
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use serde_json::json;
-use support::{Backend, error_code, spawn_app};
+
+use crate::support::{Backend, error_code, spawn_app};
 
 const SEE: &str = "mutation($id: ID!, $v: Int!) { markSeen(id: $id, expectedVersion: $v) { appeal { status version seenAt } event { seq kind fromStatus toStatus } } }";
 const RESOLVE: &str = "mutation($id: ID!, $v: Int!, $input: ResolveAppealInput!) { resolveAppeal(id: $id, expectedVersion: $v, input: $input) { appeal { status version resolvedAt resolution { outcome response resolvedBy { role } } } } }";

@@ -2,12 +2,12 @@
 //! costs a handful of SQL statements, not hundreds: related objects are batched by
 //! the request's loaders.
 
-mod support;
-
 use appeals_core::text::{AppealText, MunicipalityCode};
 use appeals_core::{Channel, Command, Role, Submission};
+use appeals_storage::testing::on_both_databases;
 use serde_json::json;
-use support::{Backend, spawn_app};
+
+use crate::support::{Backend, spawn_app};
 
 const PAGE: &str = "{ appeals(first: 100) { totalCount edges { cursor node { id number status municipality { code name } resolution { outcome resolvedBy { name } } history { seq kind hash actor { name role municipality { code } } } } } pageInfo { hasNextPage endCursor } } }";
 

@@ -2,14 +2,14 @@
 //! receives which events, how a connection authenticates, who is refused, and
 //! that revoking a user ends their subscription.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, WsClient, error_code, spawn_app};
+
+use crate::support::{Backend, TestApp, WsClient, error_code, spawn_app};
 
 const EVENTS: &str =
     "subscription($code: String) { appealEvents(municipalityCode: $code) { seq kind appealId toStatus } }";

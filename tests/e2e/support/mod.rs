@@ -1,9 +1,16 @@
 //! The harness of the end-to-end tests: a real server on port 0 over its own
 //! throwaway database (a temporary SQLite file, or a randomly named PostgreSQL
-//! database), and clients that talk to it over HTTP and WebSocket.
+//! database), and clients that talk to it over HTTP and WebSocket. [`process`]
+//! runs the `appeals` binary instead, for the tests that need a process of its own.
+//!
+//! `TEST_LOG=1` (any non-empty value) shows the servers' logs: the in-process
+//! servers log to the test's output at `RUST_LOG` (default `info`), and each
+//! binary's log is printed when it stops. Without it the output stays quiet,
+//! except that a binary's log is printed when its test panics.
 
-#![allow(dead_code)]
+pub mod process;
 
+use std::sync::Once;
 use std::time::Duration;
 
 use appeals_api::{Application, ServerConfig};
@@ -16,30 +23,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// Generates, for each named `async fn case(backend: Backend)`, one test on SQLite
-/// and one on PostgreSQL (`sqlite::case` and `postgres::case`).
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($case:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case($crate::support::Backend::Sqlite).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case($crate::support::Backend::Postgres).await;
-                }
-            )+
-        }
-    };
-}
+use tracing_subscriber::EnvFilter;
 
 /// A running server and what the test needs to talk to it.
 pub struct TestApp {
@@ -56,6 +40,11 @@ impl Drop for TestApp {
     }
 }
 
+/// Whether `TEST_LOG` asks for the servers' logs.
+pub fn test_log_is_on() -> bool {
+    std::env::var_os("TEST_LOG").is_some_and(|value| !value.is_empty())
+}
+
 /// Starts a server with the default configuration on a fresh database of
 /// `backend`, or returns `None` when PostgreSQL is not configured (outside CI).
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
@@ -64,6 +53,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// As [`spawn_app`], after `configure` adjusts the configuration.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> Option<TestApp> {
+    log_to_the_tests_output();
     let database = ThrowawayDatabase::create(backend).await?;
     let mut config = ServerConfig::new(database.url.clone());
     config.listen = "127.0.0.1:0".parse().expect("a literal address");
@@ -181,21 +171,23 @@ impl WsClient {
             }
         }
     }
-
-    /// The next `next` payload's data, skipping pings, or `None`.
-    pub async fn next_event(&mut self, wait: Duration) -> Option<Value> {
-        loop {
-            let message = self.next_message(wait).await?;
-            match message["type"].as_str() {
-                Some("next") => return Some(message["payload"].clone()),
-                Some("ping") => continue,
-                _ => return Some(message),
-            }
-        }
-    }
 }
 
 /// The `extensions.code` of the first error of a response, if any.
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// With `TEST_LOG`, installs (once per process) a log subscriber that writes
+/// through the test harness, so that each test's server log is captured with
+/// that test and shown when it fails (or always, with `--nocapture`).
+fn log_to_the_tests_output() {
+    static INSTALLED: Once = Once::new();
+    if !test_log_is_on() {
+        return;
+    }
+    INSTALLED.call_once(|| {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    });
 }

@@ -6,16 +6,16 @@
 //!
 //! The soak's choices are random; the seed is printed with the figures.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use appeals_core::Role;
+use appeals_storage::testing::on_both_databases;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use support::{Backend, TestApp, error_code, spawn_app_with};
+
+use crate::support::{Backend, TestApp, error_code, spawn_app_with};
 
 /// How long the soak's clients keep sending commands.
 const SOAK_DURATION: Duration = Duration::from_secs(4);

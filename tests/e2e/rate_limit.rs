@@ -1,12 +1,11 @@
 //! A per-token rate limit answers `RATE_LIMITED` (HTTP 429) to the caller who
 //! exceeds it, and only to that caller.
 
-mod support;
-
 use appeals_api::rate_limit::RateLimit;
 use appeals_core::Role;
 use serde_json::json;
-use support::{Backend, error_code, spawn_app_with};
+
+use crate::support::{Backend, error_code, spawn_app_with};
 
 const ME: &str = "{ me { role } }";
 

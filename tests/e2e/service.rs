@@ -2,18 +2,14 @@
 //! the `appeals` binary itself (`migrate`, `user add`, `serve`, `audit verify`),
 //! run as a separate process on a temporary SQLite file.
 
-#[path = "support/process.rs"]
-mod process;
-mod support;
-
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
 use appeals_core::Role;
-use process::{ServerProcess, appeals_binary};
 use serde_json::{Value, json};
-use support::{Backend, spawn_app};
+
+use crate::support::process::{ServerProcess, describe, run_command};
+use crate::support::{Backend, error_code, spawn_app};
 
 /// A temporary SQLite database file, removed (with its WAL) on drop.
 struct DatabaseFile {
@@ -39,27 +35,13 @@ impl Drop for DatabaseFile {
     }
 }
 
-/// Runs `appeals` with `args` and `--database-url` of `database`.
+/// Runs `appeals ARGS` on `database`.
 fn appeals(database: &DatabaseFile, args: &[&str]) -> Output {
-    Command::new(appeals_binary())
-        .args(args)
-        .args(["--database-url", &database.url()])
-        .env_remove("APPEALS_DATABASE_URL")
-        .output()
-        .expect("the binary should start")
+    run_command(&database.url(), args)
 }
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `appeals user add`; returns the token, the last line of standard output.
@@ -77,43 +59,6 @@ fn add_user(database: &DatabaseFile, name: &str, role: &str, municipality: Optio
         "the last line of stdout should be the token alone: {printed:?}"
     );
     token
-}
-
-/// An `appeals serve` process on a database file, with a client to talk to it.
-struct Server {
-    process: ServerProcess,
-    client: reqwest::Client,
-}
-
-impl Server {
-    /// Starts `appeals serve` on `database` and waits until `/healthz` answers.
-    async fn start(database: &DatabaseFile) -> Server {
-        let process = ServerProcess::start(&database.url(), &[]).await;
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client");
-        Server { process, client }
-    }
-
-    async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{}/graphql", self.process.address()))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("the server should answer");
-        response.json().await.expect("a JSON answer")
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.process.address())).send().await.expect("the server should answer")
-    }
-
-    /// Stops the server and waits until it has exited (and so released the
-    /// database file).
-    fn stop(mut self) {
-        self.process.kill();
-    }
 }
 
 const SUBMIT: &str = "mutation($input: SubmitAppealInput!) { submitAppeal(input: $input) { appeal { id number } } }";
@@ -205,7 +150,7 @@ async fn a_fresh_server_counts_requests_and_submissions_in_its_metrics() {
     let migrated = appeals(&database, &["migrate"]);
     assert!(migrated.status.success(), "migrate: {}", describe(&migrated));
     let intake = add_user(&database, "Бот приёма", "intake", None);
-    let server = Server::start(&database).await;
+    let server = ServerProcess::start(&database.url(), &[]).await;
 
     let submitted = server.graphql(&intake, SUBMIT, submission("Не горят фонари")).await;
     assert!(submitted["data"]["submitAppeal"]["appeal"]["id"].is_string(), "{submitted}");
@@ -237,7 +182,7 @@ async fn the_command_line_migrates_adds_a_user_and_serves_with_its_token() {
     let head = add_user(&database, "Глава Северска", "HEAD", Some("seversk"));
     let auditor = add_user(&database, "Аудитор", "Auditor", None);
 
-    let server = Server::start(&database).await;
+    let server = ServerProcess::start(&database.url(), &[]).await;
     let me = "{ me { name role municipality { code } } }";
     let governor_view = server.graphql(&governor, me, json!({})).await;
     assert_eq!(
@@ -251,7 +196,7 @@ async fn the_command_line_migrates_adds_a_user_and_serves_with_its_token() {
     let auditor_view = server.graphql(&auditor, me, json!({})).await;
     assert_eq!(auditor_view["data"]["me"]["role"], "AUDITOR", "{auditor_view}");
     let stranger = server.graphql("apl_not-a-token", me, json!({})).await;
-    assert_eq!(support::error_code(&stranger), Some("UNAUTHENTICATED"), "{stranger}");
+    assert_eq!(error_code(&stranger), Some("UNAUTHENTICATED"), "{stranger}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +226,7 @@ async fn audit_verify_passes_an_intact_history_and_names_the_forged_event() {
     let intake = add_user(&database, "Бот приёма", "intake", None);
     let assistant = add_user(&database, "Помощник", "assistant", Some("tomsk"));
 
-    let server = Server::start(&database).await;
+    let mut server = ServerProcess::start(&database.url(), &[]).await;
     let mut appeals_made = Vec::new();
     for text in ["Разбита дорога на Ленина", "Не работает лифт"] {
         let submitted = server.graphql(&intake, SUBMIT, submission(text)).await;
@@ -294,7 +239,8 @@ async fn audit_verify_passes_an_intact_history_and_names_the_forged_event() {
     let original = "Original note 4f1c9e2a7b";
     let noted = server.graphql(&assistant, note, json!({ "id": forged_appeal["id"], "text": original })).await;
     assert_eq!(noted["data"]["addNote"]["event"]["seq"], 2, "{noted}");
-    server.stop();
+    // Killed and waited for, the server has released the database file.
+    server.kill();
 
     // Verifying also closes the last connection, which checkpoints the WAL into the file.
     let intact = appeals(&database, &["audit", "verify"]);
