@@ -29,6 +29,8 @@ async fn one_flooding_bot_is_limited_while_an_assistant_is_still_served() {
                 assert!(response.headers().get("retry-after").is_some(), "a 429 says when to retry");
                 let body: serde_json::Value = response.json().await.unwrap();
                 assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+                let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("more than 1 operations per second"), "the limit is named: {message}");
                 limited += 1;
             }
             other => panic!("unexpected status {other}"),

@@ -68,26 +68,37 @@ pub enum Caller {
 /// The limits shared by every request of a server.
 #[derive(Clone)]
 pub struct CallerLimits {
-    users: Option<Arc<DefaultKeyedRateLimiter<UserId>>>,
-    addresses: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    users: Option<Budget<UserId>>,
+    addresses: Option<Budget<IpAddr>>,
     known_tokens: Arc<Mutex<HashSet<String>>>,
     in_flight: Arc<Mutex<HashMap<Caller, Arc<Semaphore>>>>,
     in_flight_per_caller: usize,
     client_address_header: Option<HeaderName>,
 }
 
-/// Refused: wait this long before trying again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Refused: wait this long before trying again. The reason names the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub retry_after: Duration,
-    pub reason: &'static str,
+    pub reason: String,
+}
+
+/// A rate, and the keyed limiter that keeps it.
+#[derive(Clone)]
+struct Budget<K: std::hash::Hash + Eq + Clone> {
+    limiter: Arc<DefaultKeyedRateLimiter<K>>,
+    limit: RateLimit,
+    /// What is counted, and per what: "operations … from one user".
+    counted: &'static str,
 }
 
 impl CallerLimits {
     pub fn new(settings: &LimitSettings) -> Self {
         let limits = CallerLimits {
-            users: settings.per_user.and_then(keyed),
-            addresses: settings.per_address.and_then(keyed),
+            users: settings.per_user.and_then(|limit| budget(limit, "operations per second from one user")),
+            addresses: settings
+                .per_address
+                .and_then(|limit| budget(limit, "requests per second without a valid token from one address")),
             known_tokens: Arc::default(),
             in_flight: Arc::default(),
             in_flight_per_caller: settings.in_flight_per_caller,
@@ -127,12 +138,12 @@ impl CallerLimits {
 
     /// Charges `operations` to the address's budget.
     pub fn charge_address(&self, address: IpAddr, operations: usize) -> Result<(), Refused> {
-        charge(self.addresses.as_deref(), &address, operations)
+        charge(self.addresses.as_ref(), &address, operations)
     }
 
     /// Charges `operations` to the user's budget.
     pub fn charge_user(&self, user: UserId, operations: usize) -> Result<(), Refused> {
-        charge(self.users.as_deref(), &user, operations)
+        charge(self.users.as_ref(), &user, operations)
     }
 
     /// Waits for one of `caller`'s slots for requests in flight, for at most
@@ -153,14 +164,15 @@ impl CallerLimits {
             }),
             _ => {
                 drop(Slot { permit: None, semaphore, in_flight: Arc::clone(&self.in_flight) });
-                Err(Refused { retry_after: Duration::from_secs(1), reason: "too many of your requests are running" })
+                let reason = format!("more than {} of your requests running at once", self.in_flight_per_caller);
+                Err(Refused { retry_after: Duration::from_secs(1), reason })
             }
         }
     }
 
     fn sweep_idle_callers(&self) {
-        let users = self.users.as_ref().map(Arc::downgrade);
-        let addresses = self.addresses.as_ref().map(Arc::downgrade);
+        let users = self.users.as_ref().map(|budget| Arc::downgrade(&budget.limiter));
+        let addresses = self.addresses.as_ref().map(|budget| Arc::downgrade(&budget.limiter));
         // The sweeper holds only weak references and stops with the server.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -217,29 +229,31 @@ impl Drop for Slot {
     }
 }
 
-fn keyed<K: std::hash::Hash + Eq + Clone>(limit: RateLimit) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+fn budget<K: std::hash::Hash + Eq + Clone>(limit: RateLimit, counted: &'static str) -> Option<Budget<K>> {
     let per_second = NonZeroU32::new(limit.per_second)?;
     let burst = NonZeroU32::new(limit.burst.max(limit.per_second)).unwrap_or(per_second);
-    Some(Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))))
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)));
+    Some(Budget { limiter, limit: RateLimit { per_second: limit.per_second, burst: burst.get() }, counted })
 }
 
 /// A batch larger than the burst can never pass and is refused outright.
 fn charge<K: std::hash::Hash + Eq + Clone>(
-    limiter: Option<&DefaultKeyedRateLimiter<K>>,
+    budget: Option<&Budget<K>>,
     key: &K,
     operations: usize,
 ) -> Result<(), Refused> {
-    let Some(limiter) = limiter else { return Ok(()) };
-    let operations = NonZeroU32::new(u32::try_from(operations).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-    match limiter.check_key_n(key, operations) {
+    let Some(Budget { limiter, limit, counted }) = budget else { return Ok(()) };
+    let count = NonZeroU32::new(u32::try_from(operations).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+    match limiter.check_key_n(key, count) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(not_until)) => Err(Refused {
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            reason: "too many requests",
+            reason: format!("more than {} {counted} (bursts of {})", limit.per_second, limit.burst),
         }),
-        Err(_insufficient_capacity) => {
-            Err(Refused { retry_after: Duration::from_secs(60), reason: "the batch is larger than the burst allowed" })
-        }
+        Err(_insufficient_capacity) => Err(Refused {
+            retry_after: Duration::from_secs(60),
+            reason: format!("a batch of {operations} operations is more than the burst of {} allowed", limit.burst),
+        }),
     }
 }
 
