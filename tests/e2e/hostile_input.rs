@@ -25,6 +25,8 @@ const EXTEND: &str = "mutation($id: ID!, $v: Int!, $days: Int!, $reason: String!
 const RESOLVE: &str = "mutation($id: ID!, $v: Int!, $input: ResolveAppealInput!) { resolveAppeal(id: $id, expectedVersion: $v, input: $input) { appeal { status version } } }";
 const CREATE_USER: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { user { id name } token } }";
 const APPEAL: &str = "query($id: ID!) { appeal(id: $id) { id text status version } }";
+const HISTORY: &str =
+    "query($id: ID!, $first: Int, $after: Int) { appeal(id: $id) { history(first: $first, after: $after) { seq } } }";
 const LIST: &str = "query($filter: AppealFilter, $first: Int, $after: String) { appeals(filter: $filter, first: $first, after: $after) { totalCount edges { node { id text } } } }";
 
 /// The server under attack, the users the cases act as, and the appeals they act on.
@@ -325,6 +327,10 @@ async fn arguments_out_of_range(target: &Target) {
             json!({ "filter": { "municipalityCode": "atlantis" } }),
         ),
         ("a search text over 200 characters", governor, LIST, json!({ "filter": { "text": "я".repeat(201) } })),
+        ("history(first: 1001)", governor, HISTORY, json!({ "id": received, "first": 1001 })),
+        ("history(first: -1)", governor, HISTORY, json!({ "id": received, "first": -1 })),
+        ("history(after: -1)", governor, HISTORY, json!({ "id": received, "after": -1 })),
+        ("history(first: 2147483648)", governor, HISTORY, json!({ "id": received, "first": 2_147_483_648_i64 })),
     ];
     for (case, token, query, variables) in cases {
         target.refused(case, token, query, variables, "VALIDATION").await;
@@ -341,6 +347,10 @@ async fn arguments_out_of_range(target: &Target) {
         .await;
     let missing = target.accepted("an unknown appeal", governor, APPEAL, json!({ "id": unknown_uuid })).await;
     assert_eq!(missing["appeal"], Value::Null, "an unknown appeal is null");
+    let far = target
+        .accepted("history after the last seq", governor, HISTORY, json!({ "id": received, "after": i32::MAX }))
+        .await;
+    assert_eq!(far["appeal"]["history"], json!([]), "a window past the end is empty, not an overflow: {far}");
     let page = target.accepted("first: 100", governor, LIST, json!({ "first": 100 })).await;
     assert!(page["appeals"]["totalCount"].as_i64().is_some(), "first: 100 is the largest page: {page}");
 

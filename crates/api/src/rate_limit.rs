@@ -151,15 +151,14 @@ impl CallerLimits {
     /// that sends many requests at once gets them run a few at a time, in order.
     pub async fn enter(&self, caller: Caller) -> Result<InFlight, Refused> {
         if self.in_flight_per_caller == 0 {
-            return Ok(InFlight { caller, _slot: None });
+            return Ok(InFlight { _slot: None });
         }
         let semaphore = {
-            let Ok(mut in_flight) = self.in_flight.lock() else { return Ok(InFlight { caller, _slot: None }) };
+            let Ok(mut in_flight) = self.in_flight.lock() else { return Ok(InFlight { _slot: None }) };
             Arc::clone(in_flight.entry(caller).or_insert_with(|| Arc::new(Semaphore::new(self.in_flight_per_caller))))
         };
         match tokio::time::timeout(IN_FLIGHT_WAIT, Arc::clone(&semaphore).acquire_owned()).await {
             Ok(Ok(permit)) => Ok(InFlight {
-                caller,
                 _slot: Some(Slot { permit: Some(permit), semaphore, in_flight: Arc::clone(&self.in_flight) }),
             }),
             _ => {
@@ -200,15 +199,8 @@ impl CallerLimits {
 
 /// A request in flight; dropping it ends it.
 pub struct InFlight {
-    caller: Caller,
     /// `None` when nothing is counted; dropped with the guard.
     _slot: Option<Slot>,
-}
-
-impl InFlight {
-    pub fn caller(&self) -> Caller {
-        self.caller
-    }
 }
 
 struct Slot {

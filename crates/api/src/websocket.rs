@@ -224,11 +224,10 @@ impl SocketExecutor {
 }
 
 impl Executor for SocketExecutor {
-    async fn execute(&self, request: Request) -> Response {
-        match self.admit(request, None).await {
-            Ok((request, _running)) => self.sockets.schema.execute(request).await,
-            Err(error) => error.into_graphql_response(),
-        }
+    /// The protocol runs every operation through [`Self::execute_stream`], with
+    /// the connection's session; an operation without one is not signed in.
+    async fn execute(&self, _request: Request) -> Response {
+        ApiError::unauthenticated().into_graphql_response()
     }
 
     fn execute_stream(&self, request: Request, session: Option<Arc<Data>>) -> BoxStream<'static, Response> {

@@ -18,6 +18,7 @@ on_both_databases!(
     a_new_municipality_is_created_once_and_takes_part_in_everything,
     stores_opening_one_fresh_database_at_once_migrate_it_once,
     a_throwaway_database_is_gone_once_dropped,
+    a_statement_outliving_the_pools_statement_timeout_is_cancelled,
 );
 
 const TOMSK_REGION: [&str; 20] = [
@@ -254,5 +255,26 @@ async fn a_throwaway_database_is_gone_once_dropped(backend: Backend) {
             assert_eq!(row.try_get_by_index::<i64>(0).expect("a count"), 0, "the database {name} is dropped");
             let _ = admin.close().await;
         }
+    }
+}
+
+/// A pool opened with a statement timeout makes PostgreSQL cancel a statement
+/// that outlives it (the server sets it to the request timeout); SQLite has no
+/// such setting, and the pool opens there all the same.
+async fn a_statement_outliving_the_pools_statement_timeout_is_cancelled(backend: Backend) {
+    let Some(db) = ThrowawayDatabase::create(backend).await else { return };
+    let settings = appeals_storage::PoolSettings {
+        statement_timeout: Some(std::time::Duration::from_millis(200)),
+        ..appeals_storage::PoolSettings::default()
+    };
+    let pool = appeals_storage::database::connect(&db.url, settings).await.expect("the pool opens");
+    if backend == Backend::Postgres {
+        let started = std::time::Instant::now();
+        let slept = pool.execute_unprepared("SELECT pg_sleep(5)").await;
+        assert!(slept.is_err(), "the statement is cancelled");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "cancelled at once: {:?}", started.elapsed());
+        pool.execute_unprepared("SELECT 1").await.expect("the pool goes on serving");
+    } else {
+        pool.execute_unprepared("SELECT 1").await.expect("the pool opens on SQLite");
     }
 }
