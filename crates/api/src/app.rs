@@ -45,6 +45,7 @@ impl Application {
     /// Binds the listener (port 0 picks a free port), then connects to the
     /// database, applies pending migrations and builds the schema.
     pub async fn build(config: ServerConfig) -> anyhow::Result<Application> {
+        // Installed now, not at the first scrape, so that nothing before it is lost.
         telemetry::metrics();
         let listener = bind(config.listen).await?;
         let store = Store::open(&config.database_url, config.pool).await?.with_policy(config.policy);
@@ -52,16 +53,7 @@ impl Application {
         Ok(Self::assemble(config, store, listener))
     }
 
-    /// As [`Application::build`], on a store the caller opened (and migrated).
-    pub async fn build_with_store(config: ServerConfig, store: Store) -> anyhow::Result<Application> {
-        telemetry::metrics();
-        let listener = bind(config.listen).await?;
-        Ok(Self::assemble(config, store, listener))
-    }
-
     fn assemble(config: ServerConfig, store: Store, listener: TcpListener) -> Application {
-        // Installed now, not at the first scrape, so that nothing before it is lost.
-        telemetry::metrics();
         let bus = EventBus::default();
         let schema = schema::build(store.clone(), bus.clone(), config.limits);
         let limits = CallerLimits::new(&config.caller_limits);
