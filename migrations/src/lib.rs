@@ -24,6 +24,7 @@ mod m20261128_000007_create_dashboard_tallies;
 mod m20261203_000008_add_audit_seals;
 mod m20261203_000009_scope_external_id_to_municipality;
 mod m20261203_000010_refold_appeal_text;
+mod m20261203_000011_create_channels;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_add_audit_seals::Migration),
             Box::new(m20261203_000009_scope_external_id_to_municipality::Migration),
             Box::new(m20261203_000010_refold_appeal_text::Migration),
+            Box::new(m20261203_000011_create_channels::Migration),
         ]
     }
 }

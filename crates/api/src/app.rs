@@ -23,7 +23,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
+use crate::delivery::{DeliverySettings, Worker};
 use crate::graphql_http::{self, GraphqlState};
+use crate::hooks::{self, HookState};
 use crate::notifications::EventBus;
 use crate::rate_limit::CallerLimits;
 use crate::schema;
@@ -39,6 +41,7 @@ pub struct Application {
     store: Store,
     connection_limits: ConnectionLimits,
     going_away: watch::Sender<bool>,
+    delivery: DeliverySettings,
 }
 
 impl Application {
@@ -49,12 +52,14 @@ impl Application {
         telemetry::metrics();
         let listener = bind(config.listen).await?;
         let store = Store::open(&config.database_url, config.pool).await?.with_policy(config.policy);
-        let store = store.prepare_audit(config.audit_key.clone()).await?;
+        let store =
+            store.prepare_audit(config.audit_key.clone()).await?.with_local_offset(config.channels.local_offset);
         Ok(Self::assemble(config, store, listener))
     }
 
     fn assemble(config: ServerConfig, store: Store, listener: TcpListener) -> Application {
         let bus = EventBus::default();
+        let hook_bus = bus.clone();
         let schema = schema::build(store.clone(), bus.clone(), config.limits);
         let limits = CallerLimits::new(&config.caller_limits);
         let (going_away, going_away_receiver) = watch::channel(false);
@@ -76,8 +81,21 @@ impl Application {
             body_limit: config.body_limit,
             response_limit: config.response_limit,
         };
-        let router = router(state, &config);
-        Application { listener, router, store, connection_limits: config.connections, going_away }
+        let hooks = HookState {
+            store: store.clone(),
+            bus: hook_bus,
+            limits: state.limits.clone(),
+            follow_up_window: config.channels.follow_up_window,
+        };
+        let router = router(state, hooks, &config);
+        Application {
+            listener,
+            router,
+            store,
+            connection_limits: config.connections,
+            going_away,
+            delivery: config.channels.delivery,
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -101,7 +119,14 @@ impl Application {
     /// the shutdown deadline.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "serving Appeals");
+        let worker = Worker::spawn(self.store.clone(), self.delivery, self.going_away.subscribe())
+            .map_err(std::io::Error::other)?;
         connections::serve(self.listener, self.router, self.connection_limits, stop, self.going_away).await;
+        // A reply being sent is given the shutdown deadline to finish; one cut
+        // off is taken up again once its lease passes.
+        if tokio::time::timeout(self.connection_limits.shutdown_timeout, worker).await.is_err() {
+            tracing::warn!("the reply worker did not stop in time");
+        }
         // Connections abandoned at the deadline may still hold a database
         // connection for a moment; closing the pool waits for them only so long.
         let closing = self.store.close();
@@ -120,11 +145,12 @@ async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-fn router(state: GraphqlState, config: &ServerConfig) -> Router {
+fn router(state: GraphqlState, hooks: HookState, config: &ServerConfig) -> Router {
     let store = state.store.clone();
     Router::new()
         .route("/graphql", get(graphql_http::get).post(graphql_http::post))
         .with_state(state)
+        .merge(hooks::routes(hooks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(store))
         .route("/metrics", get(|| async { telemetry::metrics().render() }))

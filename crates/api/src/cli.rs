@@ -9,7 +9,7 @@ use appeals_core::{AppealId, Role};
 use appeals_storage::audit::describe;
 use appeals_storage::{AuditReport, Store, database};
 
-use crate::config::{AuditVerifyArgs, DatabaseArgs, UserAddArgs};
+use crate::config::{AuditVerifyArgs, ChannelSetArgs, DatabaseArgs, UserAddArgs};
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
     let db = database::connect(&args.database_url, args.pool()).await.context("cannot connect to the database")?;
@@ -32,6 +32,38 @@ pub async fn add_user(args: UserAddArgs) -> anyhow::Result<ExitCode> {
     }
     println!("token (shown once):");
     println!("{}", token.expose());
+    store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Configures a municipality's channel and prints its settings, never its
+/// secrets.
+pub async fn set_channel(args: ChannelSetArgs) -> anyhow::Result<ExitCode> {
+    let code = MunicipalityCode::parse(&args.municipality)?;
+    let channel = appeals_core::Channel::from(args.channel);
+    let change = appeals_storage::ChannelChange {
+        enabled: Some(!args.disable),
+        webhook_secret: args.webhook_secret,
+        bot_token: args.bot_token,
+        vk_group_id: args.vk_group_id,
+        vk_confirmation: args.vk_confirmation,
+    };
+    let store = open(&args.database).await?;
+    let settings = store.configure_channel(&code, channel, &change).await?;
+    let yes_no = |set: bool| if set { "set" } else { "not set" };
+    println!(
+        "{} {}: {}",
+        settings.municipality_code,
+        settings.channel,
+        if settings.enabled { "enabled" } else { "disabled" }
+    );
+    println!("webhook path: {}", crate::schema::channels::webhook_path(channel, &settings.municipality_code));
+    println!("webhook secret: {}", yes_no(settings.has_webhook_secret));
+    println!("bot token: {}", yes_no(settings.has_bot_token));
+    if channel == appeals_core::Channel::Vk {
+        println!("VK community: {}", settings.vk_group_id.as_deref().unwrap_or("not set"));
+        println!("VK confirmation: {}", yes_no(settings.has_vk_confirmation));
+    }
     store.close().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::admission::DocumentLimits;
 use crate::budget::QueryBudget;
 use crate::connections::ConnectionLimits;
+use crate::delivery::DeliverySettings;
 use crate::rate_limit::{LimitSettings, RateLimit};
 use crate::schema::QueryLimits;
 use crate::websocket::SocketSettings;
@@ -48,6 +49,68 @@ pub enum Command {
     /// Checks the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Configures the Telegram, VK and MAX channels.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Creates or changes a municipality's channel; prints its settings
+    /// (never its secrets) and the webhook path to give the platform.
+    Set(ChannelSetArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessagingChannel {
+    Telegram,
+    Vk,
+    Max,
+}
+
+impl From<MessagingChannel> for appeals_core::Channel {
+    fn from(channel: MessagingChannel) -> Self {
+        match channel {
+            MessagingChannel::Telegram => appeals_core::Channel::Telegram,
+            MessagingChannel::Vk => appeals_core::Channel::Vk,
+            MessagingChannel::Max => appeals_core::Channel::Max,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChannelSetArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The municipality's code, such as `tomsk`.
+    #[arg(long)]
+    pub municipality: String,
+
+    #[arg(long, value_enum)]
+    pub channel: MessagingChannel,
+
+    /// The secret the platform sends with every call. Also read from the
+    /// environment, which keeps it out of the shell's history and `ps`.
+    #[arg(long, env = "APPEALS_CHANNEL_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// The bot's (or VK community's) access token, for replies.
+    #[arg(long, env = "APPEALS_CHANNEL_BOT_TOKEN", hide_env_values = true)]
+    pub bot_token: Option<String>,
+
+    /// The VK community's numeric id.
+    #[arg(long)]
+    pub vk_group_id: Option<String>,
+
+    /// The string VK's confirmation call must be answered with.
+    #[arg(long)]
+    pub vk_confirmation: Option<String>,
+
+    /// Turns the channel off (its webhook answers 401); without it the
+    /// channel is enabled.
+    #[arg(long)]
+    pub disable: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +149,42 @@ impl DatabaseArgs {
             statement_timeout: None,
         }
     }
+}
+
+/// The messaging channels: where the platforms' APIs are, how follow-ups are
+/// threaded, and how replies are delivered.
+#[derive(Debug, Clone, Args)]
+pub struct ChannelArgs {
+    /// The Telegram Bot API's base address.
+    #[arg(long, env = "APPEALS_TELEGRAM_API_URL", default_value = appeals_core::channels::telegram::DEFAULT_API_URL)]
+    pub telegram_api_url: String,
+
+    /// The VK API's base address.
+    #[arg(long, env = "APPEALS_VK_API_URL", default_value = appeals_core::channels::vk::DEFAULT_API_URL)]
+    pub vk_api_url: String,
+
+    /// The MAX Bot API's base address.
+    #[arg(long, env = "APPEALS_MAX_API_URL", default_value = appeals_core::channels::max::DEFAULT_API_URL)]
+    pub max_api_url: String,
+
+    /// How long after a resident's latest message on an open appeal a new
+    /// message in the same chat is threaded onto it rather than registered.
+    #[arg(long, env = "APPEALS_FOLLOW_UP_WINDOW", default_value = "24h")]
+    pub follow_up_window: PolicyDuration,
+
+    /// How long a delivery worker holds a reply it is sending; after a crash,
+    /// the reply is taken up again once this has passed.
+    #[arg(long, env = "APPEALS_REPLY_LEASE", default_value = "30s")]
+    pub reply_lease: PolicyDuration,
+
+    /// The offset from UTC that dates shown to residents are written in (the
+    /// due date in an acknowledgement), e.g. `+07:00` for Tomsk.
+    #[arg(long, env = "APPEALS_LOCAL_UTC_OFFSET", default_value = "+07:00", value_parser = parse_offset)]
+    pub local_utc_offset: chrono::FixedOffset,
+}
+
+fn parse_offset(value: &str) -> Result<chrono::FixedOffset, String> {
+    value.parse().map_err(|_| format!("`{value}` is not an offset from UTC such as +07:00"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -202,6 +301,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub audit_key: AuditKeyArgs,
+
+    #[command(flatten)]
+    pub channels: ChannelArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -322,6 +424,15 @@ pub struct ServerConfig {
     pub sockets: SocketSettings,
     /// The key that seals the audit chain; `None` leaves it unkeyed.
     pub audit_key: Option<AuditKey>,
+    pub channels: ChannelConfig,
+}
+
+/// The messaging channels' settings.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    pub delivery: DeliverySettings,
+    pub follow_up_window: chrono::TimeDelta,
+    pub local_offset: chrono::FixedOffset,
 }
 
 impl ServerConfig {
@@ -394,6 +505,17 @@ impl From<ServeArgs> for ServerConfig {
                 max_sockets_per_user: args.max_sockets_per_user,
             },
             audit_key: args.audit_key.key(),
+            channels: ChannelConfig {
+                delivery: DeliverySettings {
+                    telegram_api_url: args.channels.telegram_api_url,
+                    vk_api_url: args.channels.vk_api_url,
+                    max_api_url: args.channels.max_api_url,
+                    lease: to_std(args.channels.reply_lease),
+                    poll_interval: Duration::from_secs(1),
+                },
+                follow_up_window: args.channels.follow_up_window.as_time_delta(),
+                local_offset: args.channels.local_utc_offset,
+            },
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`connections`]: accepting connections, with limits and timeouts.
 //! - [`graphql_http`]: `/graphql` over HTTP.
 //! - [`websocket`]: `/graphql` over WebSocket, each operation a request of its own.
+//! - [`hooks`]: the Telegram, VK and MAX webhooks.
+//! - [`delivery`]: the worker that sends replies to residents.
 //! - [`admission`]: what a document must pass before it is parsed and validated.
 //! - [`budget`]: what one operation may cost, and its share of the database.
 //! - [`auth`]: bearer tokens on HTTP and WebSocket.
@@ -18,7 +20,7 @@
 //! - [`occupancy`]: places held per key, with a cap (connections, sockets).
 //! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.
-//! - [`cli`]: `migrate`, `user add`, `audit verify`.
+//! - [`cli`]: `migrate`, `user add`, `audit verify`, `channel set`.
 
 pub mod admission;
 pub mod app;
@@ -27,8 +29,10 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod delivery;
 pub mod error;
 pub mod graphql_http;
+pub mod hooks;
 pub mod notifications;
 pub mod occupancy;
 pub mod rate_limit;
@@ -41,7 +45,7 @@ use std::process::ExitCode;
 pub use app::Application;
 pub use config::ServerConfig;
 
-use config::{AuditCommand, Cli, Command, UserCommand};
+use config::{AuditCommand, ChannelCommand, Cli, Command, UserCommand};
 
 /// Runs the command line: what `main` does.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,5 +62,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => cli::migrate(args).await,
         Command::User(UserCommand::Add(args)) => cli::add_user(args).await,
         Command::Audit(AuditCommand::Verify(args)) => cli::verify_audit(args).await,
+        Command::Channel(ChannelCommand::Set(args)) => cli::set_channel(args).await,
     }
 }

@@ -60,7 +60,9 @@ pub enum Operation {
     MarkSeen,
     ResolveAppeal,
     ReopenAppeal,
-    /// Create municipalities and users, revoke users.
+    /// Queue a reply to a resident again after its delivery failed.
+    ResendReply,
+    /// Create municipalities and users, revoke users, configure channels.
     ManageDirectory,
 }
 
@@ -74,6 +76,7 @@ impl Operation {
         Operation::MarkSeen,
         Operation::ResolveAppeal,
         Operation::ReopenAppeal,
+        Operation::ResendReply,
         Operation::ManageDirectory,
     ];
 }
@@ -126,6 +129,9 @@ pub fn reach(role: Role, operation: Operation) -> Reach {
         (Op::ReopenAppeal, Head) => Own,
         (Op::ReopenAppeal, GovernorOffice) => All,
         (Op::ReopenAppeal, Intake | Assistant | Auditor | Admin) => No,
+
+        (Op::ResendReply, Assistant | Head) => Own,
+        (Op::ResendReply, Intake | GovernorOffice | Auditor | Admin) => No,
 
         (Op::ManageDirectory, Admin) => All,
         (Op::ManageDirectory, Intake | Assistant | Head | GovernorOffice | Auditor) => No,

@@ -24,6 +24,8 @@ vocabulary!(
     Channel {
         Telegram => "TELEGRAM",
         Vk => "VK",
+        /// MAX, the national messenger.
+        Max => "MAX",
         Email => "EMAIL",
         Web => "WEB",
         Phone => "PHONE",

@@ -35,6 +35,8 @@ vocabulary!(
         DeadlineExtended => "DEADLINE_EXTENDED",
         Resolved => "RESOLVED",
         Reopened => "REOPENED",
+        /// The resident wrote again, through the channel, while the appeal was open.
+        ResidentMessage => "RESIDENT_MESSAGE",
     }
 );
 
@@ -77,6 +79,12 @@ pub enum EventData {
     Reopened {
         reason: Reason,
     },
+    /// A follow-up from the resident, threaded onto the open appeal; the
+    /// platform's id of the message keeps a retry from recording it twice.
+    ResidentMessage {
+        text: AppealText,
+        external_id: ExternalId,
+    },
 }
 
 impl EventData {
@@ -103,6 +111,7 @@ impl EventData {
             EventData::DeadlineExtended { .. } => EventKind::DeadlineExtended,
             EventData::Resolved { .. } => EventKind::Resolved,
             EventData::Reopened { .. } => EventKind::Reopened,
+            EventData::ResidentMessage { .. } => EventKind::ResidentMessage,
         }
     }
 

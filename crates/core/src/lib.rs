@@ -17,9 +17,11 @@
 //! - [`seal`]: the audit key and the keyed seals over the chain.
 //! - [`access`]: roles, actors and the single who-may-do-what function.
 //! - [`clock`]: the source of "now", settable in tests.
+//! - [`channels`]: Telegram, VK and MAX webhooks read, and the replies to residents written.
 
 pub mod access;
 pub mod appeal;
+pub mod channels;
 pub mod clock;
 pub mod deadline;
 pub mod events;

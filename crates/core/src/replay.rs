@@ -60,23 +60,23 @@ pub fn replay(events: &[RecordedEvent]) -> Result<Appeal, ReplayError> {
     };
     rest.iter().try_fold(appeal, |appeal, event| {
         let payload = read_payload(event)?;
-        let command = match payload.clone() {
+        let replayed = match payload.clone() {
             EventData::Received { .. } => return Err(ReplayError::MisplacedReceipt { seq: event.seq }),
-            EventData::Triaged { priority, category, tags } => {
-                Command::Triage { priority: Some(priority), category, tags: Some(tags) }
+            // Recorded by the system, never by an official's command.
+            EventData::ResidentMessage { .. } if event.actor_id.is_some() => {
+                return Err(ReplayError::Mismatch { seq: event.seq });
             }
-            EventData::NoteAdded { text } => Command::AddNote { text },
-            EventData::Seen => Command::MarkSeen,
-            EventData::DeadlineExtended { days, reason, .. } => Command::ExtendDeadline { days, reason },
-            EventData::Resolved { outcome, response, duplicate_of } => {
-                Command::Resolve { outcome, response, duplicate_of }
+            EventData::ResidentMessage { text, external_id } => {
+                appeal.record_resident_message(text, external_id, event.at)
             }
-            EventData::Reopened { reason } => Command::Reopen { reason },
+            data => {
+                let command = command_of(data).ok_or(ReplayError::Mismatch { seq: event.seq })?;
+                let actor = event.actor_id.ok_or(ReplayError::Mismatch { seq: event.seq })?;
+                appeal.apply(&command, actor, event.at, None)
+            }
         };
-        let actor = event.actor_id.ok_or(ReplayError::Mismatch { seq: event.seq })?;
-        let Applied { appeal: next, event: produced } = appeal
-            .apply(&command, actor, event.at, None)
-            .map_err(|error| ReplayError::Refused { seq: event.seq, error })?;
+        let Applied { appeal: next, event: produced } =
+            replayed.map_err(|error| ReplayError::Refused { seq: event.seq, error })?;
         // Payloads and notes are compared as the domain reads them, not byte for
         // byte: a text stored before texts were NFC-normalised reads back
         // normalised, as the command replaying it does. The hash still covers
@@ -88,6 +88,22 @@ pub fn replay(events: &[RecordedEvent]) -> Result<Appeal, ReplayError> {
             && produced.to_status == event.to_status
             && produced.note == stored_note;
         if same { Ok(next) } else { Err(ReplayError::Mismatch { seq: event.seq }) }
+    })
+}
+
+/// The command that produced an event recorded by an official; `None` for the
+/// events no command produces.
+fn command_of(data: EventData) -> Option<Command> {
+    Some(match data {
+        EventData::Triaged { priority, category, tags } => {
+            Command::Triage { priority: Some(priority), category, tags: Some(tags) }
+        }
+        EventData::NoteAdded { text } => Command::AddNote { text },
+        EventData::Seen => Command::MarkSeen,
+        EventData::DeadlineExtended { days, reason, .. } => Command::ExtendDeadline { days, reason },
+        EventData::Resolved { outcome, response, duplicate_of } => Command::Resolve { outcome, response, duplicate_of },
+        EventData::Reopened { reason } => Command::Reopen { reason },
+        EventData::Received { .. } | EventData::ResidentMessage { .. } => return None,
     })
 }
 

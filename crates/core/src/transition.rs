@@ -14,6 +14,7 @@
 //! | `triageAppeal`   | any                     | unchanged  | +1      |
 //! | `extendDeadline` | `RECEIVED`, `SEEN`, once| unchanged  | +1      |
 //! | `addNote`        | any                     | unchanged  | same    |
+//! | resident writes  | `RECEIVED`, `SEEN`      | unchanged  | same    |
 //!
 //! Every other pair is refused with [`CommandError::InvalidTransition`] and changes
 //! nothing. Receipt itself (`RECEIVED`, version 1) is [`Appeal::receive`]. Who may
@@ -26,7 +27,7 @@ use crate::appeal::{Appeal, Outcome, Priority, Resolution, Status, Submission};
 use crate::deadline::{DeadlinePolicy, ExtensionDays};
 use crate::events::{EventData, NewEvent};
 use crate::id::{AppealId, MunicipalityId, UserId};
-use crate::text::{Category, InvalidInput, NoteText, Reason, ResponseText, Tag};
+use crate::text::{AppealText, Category, ExternalId, InvalidInput, NoteText, Reason, ResponseText, Tag};
 
 /// A request to change an appeal, already parsed from its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +234,35 @@ impl Appeal {
             if next.status != self.status { (Some(self.status), Some(next.status)) } else { (None, None) };
         let event = NewEvent { at, actor_id: Some(actor), from_status, to_status, note, data };
         Ok(Applied { appeal: next, event })
+    }
+}
+
+impl Appeal {
+    /// Records a follow-up the resident sent through the appeal's channel. Only
+    /// an open appeal takes one (a message after the resolution starts a new
+    /// appeal); like a note it leaves the version alone, so it never makes an
+    /// official's command stale. The system records it: there is no actor.
+    pub fn record_resident_message(
+        &self,
+        text: AppealText,
+        external_id: ExternalId,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, CommandError> {
+        if self.status == Status::Resolved {
+            return Err(CommandError::InvalidTransition {
+                command: "add a resident's message to",
+                status: self.status,
+            });
+        }
+        let event = NewEvent {
+            at,
+            actor_id: None,
+            from_status: None,
+            to_status: None,
+            note: Some(text.as_str().to_owned()),
+            data: EventData::ResidentMessage { text, external_id },
+        };
+        Ok(Applied { appeal: self.clone(), event })
     }
 }
 

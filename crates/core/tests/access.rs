@@ -31,7 +31,7 @@ const ROLES: [Role; 6] = [Role::Intake, Role::Assistant, Role::Head, Role::Gover
 
 /// The spec's permission table, row by row ("Roles and scope").
 #[rustfmt::skip]
-const TABLE: [(Operation, [Cell; 6]); 9] = [
+const TABLE: [(Operation, [Cell; 6]); 10] = [
     //                             INTAKE ASSISTANT HEAD GOVERNOR_OFFICE AUDITOR ADMIN
     (Operation::SubmitAppeal,    [Any,   Own,      Own, Any,            No,     No ]),
     (Operation::ReadAppeals,     [No,    Own,      Own, All,            All,    No ]),
@@ -41,6 +41,7 @@ const TABLE: [(Operation, [Cell; 6]); 9] = [
     (Operation::MarkSeen,        [No,    No,       Own, No,             No,     No ]),
     (Operation::ResolveAppeal,   [No,    Own,      Own, No,             No,     No ]),
     (Operation::ReopenAppeal,    [No,    No,       Own, All,            No,     No ]),
+    (Operation::ResendReply,     [No,    Own,      Own, No,             No,     No ]),
     (Operation::ManageDirectory, [No,    No,       No,  No,             No,     Yes]),
 ];
 
@@ -83,7 +84,7 @@ fn every_cell_of_the_permission_table_holds_in_the_own_and_in_another_municipali
             }
         }
     }
-    assert_eq!(checked, 6 * 9 * 2);
+    assert_eq!(checked, 6 * TABLE.len() * 2);
     assert!(wrong.is_empty(), "cells that disagree with the spec:\n{}", wrong.join("\n"));
 }
 

@@ -3,12 +3,13 @@
 //! `appeal` and `appeal_event`, and they keep the dashboard's tallies in step.
 
 use appeals_core::appeal::registration_number;
+use appeals_core::channels::ReplyKind;
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{
     AccessDenied, Actor, Appeal, AppealId, Applied, AuditKey, ChainAnchor, Command, InvalidInput, MunicipalityId,
-    Operation, Scope, Submission, authorize,
+    Operation, Scope, Submission, UserId, authorize,
 };
-use chrono::Datelike;
+use chrono::{DateTime, Datelike, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
@@ -16,7 +17,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Qu
 use crate::Store;
 use crate::dashboard::{self, Contribution, TallyFacts};
 use crate::database::begin_write;
-use crate::directory::inserted;
+use crate::directory::{Municipality, inserted};
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::{Result, StorageError};
 use crate::records::{StoredEvent, appeal_row, event_row};
@@ -60,15 +61,41 @@ impl Store {
             return Ok(Submitted { appeal: existing, created: false, event: None });
         }
 
-        let received_at = self.now();
         let txn = begin_write(self.db()).await?;
-        let sequence = next_registration_number(&txn, municipality.id.as_uuid(), received_at.year()).await?;
+        let Some((appeal, event)) =
+            self.register(&txn, &municipality, submission.clone(), Some(actor.user_id), self.now()).await?
+        else {
+            // Another submission of the same message committed first. Rolling back
+            // gives the registration number back, so numbers keep no gaps.
+            txn.rollback().await?;
+            let existing = self.find_by_external_id(municipality.id, &submission).await?.ok_or_else(|| {
+                StorageError::Corrupt("a conflicting submission vanished after its commit".to_owned())
+            })?;
+            return Ok(Submitted { appeal: existing, created: false, event: None });
+        };
+        txn.commit().await?;
+        Ok(Submitted { appeal, created: true, event: Some(event) })
+    }
+
+    /// Registers `submission` to `municipality` inside `txn`: the next number of
+    /// its year, the appeal's row, its first event and the tallies. `None` when
+    /// the same channel message is registered there already; the caller then
+    /// rolls back, which gives the number back.
+    pub(crate) async fn register(
+        &self,
+        txn: &DatabaseTransaction,
+        municipality: &Municipality,
+        submission: Submission,
+        submitted_by: Option<UserId>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Option<(Appeal, StoredEvent)>> {
+        let sequence = next_registration_number(txn, municipality.id.as_uuid(), received_at.year()).await?;
         let Applied { appeal, event } = Appeal::receive(
             AppealId::generate(),
             registration_number(&municipality.code, received_at.year(), sequence),
             municipality.id,
-            submission.clone(),
-            Some(actor.user_id),
+            submission,
+            submitted_by,
             received_at,
             self.policy(),
         );
@@ -79,21 +106,14 @@ impl Store {
                 appeal::Column::Channel,
                 appeal::Column::ExternalId,
             ])
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
         if inserted(insert).unwrap_or(0) == 0 {
-            // Another submission of the same message committed first. Rolling back
-            // gives the registration number back, so numbers keep no gaps.
-            txn.rollback().await?;
-            let existing = self.find_by_external_id(municipality.id, &submission).await?.ok_or_else(|| {
-                StorageError::Corrupt("a conflicting submission vanished after its commit".to_owned())
-            })?;
-            return Ok(Submitted { appeal: existing, created: false, event: None });
+            return Ok(None);
         }
-        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
-        dashboard::record(&txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
-        txn.commit().await?;
-        Ok(Submitted { appeal, created: true, event: Some(event) })
+        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(txn).await?;
+        dashboard::record(txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
+        Ok(Some((appeal, event)))
     }
 
     /// Applies `command` to the appeal `id` on behalf of `actor`, who last saw
@@ -151,7 +171,19 @@ impl Store {
         appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
         let change = Contribution::change(&TallyFacts::of(&current), &TallyFacts::of(&appeal));
         dashboard::record(&txn, appeal.municipality_id, &change).await?;
+        let reply = match command {
+            Command::MarkSeen => Some(ReplyKind::SeenNotice),
+            Command::Resolve { .. } => Some(ReplyKind::Answer),
+            _ => None,
+        };
+        let queued = match reply {
+            Some(kind) => self.enqueue_reply_for(&txn, &appeal, kind).await?,
+            None => false,
+        };
         txn.commit().await?;
+        if queued {
+            self.outbox_signal().notify_one();
+        }
         Ok(Changed { appeal, event })
     }
 
@@ -179,7 +211,7 @@ impl Store {
 /// An unsealed anchor is accepted only after an unsealed last event (a history
 /// written without the key, which verification reports until it is sealed);
 /// an unsealed anchor after a sealed event is a seal stripped off.
-async fn check_anchor_before_append(
+pub(crate) async fn check_anchor_before_append(
     txn: &DatabaseTransaction,
     key: &AuditKey,
     id: AppealId,

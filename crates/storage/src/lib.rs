@@ -13,6 +13,8 @@
 //!   the clock.
 //! - [`directory`]: municipalities, users, tokens.
 //! - [`appeals`]: idempotent intake, registration numbers, commands.
+//! - [`channels`]: Telegram, VK and MAX: settings, residents' messages taken in
+//!   from webhooks, and the outbox of replies to them.
 //! - [`queries`]: one appeal, the filtered list page, histories.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality: the
 //!   running totals every writer keeps, and how the dashboard is read from them
@@ -27,11 +29,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use appeals_core::{AuditKey, Clock, DeadlinePolicy, SystemClock};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
 
 pub mod appeals;
 pub mod audit;
+pub mod channels;
 pub mod dashboard;
 pub mod database;
 pub mod directory;
@@ -44,12 +48,19 @@ pub mod testing;
 
 pub use appeals::{Changed, Submitted};
 pub use audit::{AuditReport, AuditSummary, SealingReport};
+pub use channels::{ChannelChange, ChannelSettings, DueReply, Intake, Reply, ReplyStatus, WebhookGate};
 pub use dashboard::{Counts, Dashboard, DashboardFilter, MunicipalityStats};
 pub use database::PoolSettings;
 pub use directory::{Municipality, Token, User};
 pub use error::StorageError;
 pub use queries::{AppealFilter, AppealPage, Cursor, HistoryWindow};
 pub use records::StoredEvent;
+
+/// The Tomsk region's offset from UTC, where the product began.
+pub const DEFAULT_LOCAL_OFFSET: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
+    Some(offset) => offset,
+    None => panic!("+07:00 is a valid offset"),
+};
 
 /// The database, the deadline policy new appeals are held to, the clock, and
 /// the audit key, if any. Cheap to clone: clones share one connection pool.
@@ -62,6 +73,11 @@ pub struct Store {
     /// With a key, every writer seals what it writes and verification checks
     /// the seals (see [`audit`]).
     audit_key: Option<AuditKey>,
+    /// The offset dates are written in for residents (a reply's due date).
+    local_offset: FixedOffset,
+    /// Woken when a reply is queued, so the delivery worker need not wait for
+    /// its next poll.
+    outbox_signal: Arc<Notify>,
 }
 
 impl Store {
@@ -86,7 +102,15 @@ impl Store {
                 .increment(1);
             metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
         });
-        Store { db, policy: DeadlinePolicy::default(), clock: Arc::new(SystemClock), statements, audit_key: None }
+        Store {
+            db,
+            policy: DeadlinePolicy::default(),
+            clock: Arc::new(SystemClock),
+            statements,
+            audit_key: None,
+            local_offset: DEFAULT_LOCAL_OFFSET,
+            outbox_signal: Arc::new(Notify::new()),
+        }
     }
 
     /// How many SQL statements this store (and its clones) has run so far.
@@ -117,6 +141,21 @@ impl Store {
     pub fn without_audit_key(mut self) -> Store {
         self.audit_key = None;
         self
+    }
+
+    /// Writes the dates residents read (a reply's due date) at `offset` from UTC.
+    pub fn with_local_offset(mut self, offset: FixedOffset) -> Store {
+        self.local_offset = offset;
+        self
+    }
+
+    pub fn local_offset(&self) -> FixedOffset {
+        self.local_offset
+    }
+
+    /// Notified whenever a reply is queued.
+    pub fn outbox_signal(&self) -> &Notify {
+        &self.outbox_signal
     }
 
     /// The audit key, if this store seals.

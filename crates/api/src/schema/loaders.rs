@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use appeals_core::{Appeal, AppealId, MunicipalityId, UserId};
-use appeals_storage::{HistoryWindow, Municipality, Store, StoredEvent, User};
+use appeals_storage::channels::ChannelMessage;
+use appeals_storage::{HistoryWindow, Municipality, Reply, Store, StoredEvent, User};
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::error::{ApiError, ApiResult};
+use crate::schema::channels::{MessagesOf, RepliesOf};
 
 /// The key for a stretch of an appeal's history, as distinct from the appeal itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +96,34 @@ impl Loader<HistoryOf> for StoreLoader {
         for (window, ids) in by_window {
             let histories = self.store.history_windows(&ids, window).await?;
             loaded.extend(histories.into_iter().map(|(id, events)| (HistoryOf(id, window), events)));
+        }
+        Ok(loaded)
+    }
+}
+
+impl Loader<RepliesOf> for StoreLoader {
+    type Value = Vec<Reply>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[RepliesOf]) -> Result<HashMap<RepliesOf, Vec<Reply>>, ApiError> {
+        let ids: Vec<AppealId> = keys.iter().map(|RepliesOf(id)| *id).collect();
+        let mut loaded: HashMap<RepliesOf, Vec<Reply>> = keys.iter().map(|key| (*key, Vec::new())).collect();
+        for reply in self.store.replies_of(&ids).await? {
+            loaded.entry(RepliesOf(reply.appeal_id)).or_default().push(reply);
+        }
+        Ok(loaded)
+    }
+}
+
+impl Loader<MessagesOf> for StoreLoader {
+    type Value = Vec<ChannelMessage>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[MessagesOf]) -> Result<HashMap<MessagesOf, Vec<ChannelMessage>>, ApiError> {
+        let ids: Vec<AppealId> = keys.iter().map(|MessagesOf(id)| *id).collect();
+        let mut loaded: HashMap<MessagesOf, Vec<ChannelMessage>> = keys.iter().map(|key| (*key, Vec::new())).collect();
+        for message in self.store.channel_messages_of(&ids).await? {
+            loaded.entry(MessagesOf(message.appeal_id)).or_default().push(message);
         }
         Ok(loaded)
     }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: output types, batched loaders, and the query, mutation and
 //! subscription roots, each grouped by area.
 
+pub mod channels;
 pub mod context;
 pub mod loaders;
 pub mod mutation;

@@ -25,6 +25,7 @@ pub enum AppealStatus {
 pub enum Channel {
     Telegram,
     Vk,
+    Max,
     Email,
     Web,
     Phone,
@@ -62,6 +63,8 @@ pub enum EventKind {
     DeadlineExtended,
     Resolved,
     Reopened,
+    /// The resident wrote again through the channel while the appeal was open.
+    ResidentMessage,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -234,6 +237,20 @@ impl AppealNode {
 
     async fn resolution(&self) -> Option<ResolutionNode> {
         self.0.resolution.clone().map(ResolutionNode)
+    }
+
+    /// The messages sent to the resident on the appeal's channel (Telegram, VK,
+    /// MAX), oldest first.
+    #[graphql(complexity = "crate::budget::list(10, child_complexity)")]
+    async fn replies(&self, ctx: &Context<'_>) -> ApiResult<Vec<crate::schema::channels::ReplyNode>> {
+        crate::schema::channels::replies_of(ctx, self.0.id).await
+    }
+
+    /// What the resident sent with their messages (photos, documents,
+    /// locations), oldest first, at most 100. The text stays the appeal's text.
+    #[graphql(complexity = "crate::budget::list(crate::schema::channels::MAX_ATTACHMENTS as i32, child_complexity)")]
+    async fn attachments(&self, ctx: &Context<'_>) -> ApiResult<Vec<crate::schema::channels::AppealAttachment>> {
+        crate::schema::channels::attachments_of(ctx, self.0.id).await
     }
 
     /// Everything that happened to the appeal, oldest first: the `first` events

@@ -8,4 +8,9 @@ use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(intake::IntakeMutation, workflow::WorkflowMutation, directory::DirectoryMutation);
+pub struct MutationRoot(
+    intake::IntakeMutation,
+    workflow::WorkflowMutation,
+    directory::DirectoryMutation,
+    crate::schema::channels::ChannelsMutation,
+);

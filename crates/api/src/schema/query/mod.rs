@@ -10,4 +10,10 @@ use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(directory::DirectoryQuery, appeals::AppealsQuery, dashboard::DashboardQuery, audit::AuditQuery);
+pub struct QueryRoot(
+    directory::DirectoryQuery,
+    appeals::AppealsQuery,
+    dashboard::DashboardQuery,
+    audit::AuditQuery,
+    crate::schema::channels::ChannelsQuery,
+);
