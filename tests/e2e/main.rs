@@ -14,6 +14,8 @@
 mod support;
 
 mod attacks;
+mod channel_crash;
+mod channels;
 mod concurrency;
 mod corpus;
 mod crash;

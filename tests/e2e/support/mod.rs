@@ -8,6 +8,7 @@
 //! binary's log is printed when it stops. Without it the output stays quiet,
 //! except that a binary's log is printed when its test panics.
 
+pub mod platforms;
 pub mod process;
 
 use std::sync::Once;
