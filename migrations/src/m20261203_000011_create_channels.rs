@@ -251,6 +251,9 @@ pub enum ChannelMessage {
     ReceivedAt,
 }
 
+/// The columns keep the names the other tables use (`reply_target` as in
+/// `channel_message`), though one starts with the table's name.
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden, Clone, Copy)]
 pub enum Reply {
     Table,

@@ -26,6 +26,8 @@ on_both_databases!(
     a_blocked_bot_is_a_failed_reply_with_the_platforms_reason_and_can_be_resent,
     attachments_are_recorded_and_shown_and_the_text_stays_the_appeals,
     only_admins_configure_channels_and_no_secret_is_ever_returned,
+    a_municipality_writes_its_own_reply_texts,
+    a_flood_of_forged_calls_is_limited_while_the_platform_and_other_clients_are_served,
 );
 
 pub const TELEGRAM_MESSAGE: &str = include_str!("../../crates/core/tests/data/channels/telegram_message.json");
@@ -630,4 +632,68 @@ async fn only_admins_configure_channels_and_no_secret_is_ever_returned(backend: 
     assert_eq!(disabled["data"]["configureChannel"]["settings"]["hasWebhookSecret"], true, "the secret is kept");
     let refused = setup.hook("telegram", "tomsk", Some("s3cr3t-value"), &example(TELEGRAM_MESSAGE)).await;
     assert_eq!(refused.status(), 401);
+}
+
+async fn a_municipality_writes_its_own_reply_texts(backend: Backend) {
+    let Some(setup) = Setup::start(backend).await else { return };
+    setup.configure("tomsk", "TELEGRAM", "SECRET").await;
+    const TEXTS: &str = "query { replyTexts(municipalityCode: \"tomsk\") { kind template isDefault } }";
+    const SET: &str = "mutation($input: ConfigureReplyTextsInput!) { configureReplyTexts(input: $input) { texts { kind template isDefault } } }";
+    let defaults = setup.app.graphql(Some(&setup.admin), TEXTS, json!({})).await;
+    let defaults = defaults["data"]["replyTexts"].as_array().cloned().expect("the texts");
+    assert_eq!(defaults.len(), 3);
+    assert!(defaults.iter().all(|text| text["isDefault"] == true), "{defaults:?}");
+
+    // All or nothing: an answer without `{response}` refuses the whole change.
+    let invalid = json!({ "input": { "municipalityCode": "tomsk", "acknowledgement": "Принято: {number}", "answer": "Готово." } });
+    let refused = setup.app.graphql(Some(&setup.admin), SET, invalid).await;
+    assert_eq!(error_code(&refused), Some("VALIDATION"), "{refused}");
+    let unchanged = setup.app.graphql(Some(&setup.admin), TEXTS, json!({})).await;
+    assert_eq!(unchanged["data"]["replyTexts"], json!(defaults), "nothing changed");
+    let by_assistant = setup.app.graphql(Some(&setup.assistant), TEXTS, json!({})).await;
+    assert_eq!(error_code(&by_assistant), Some("FORBIDDEN"), "{by_assistant}");
+
+    let own = "Обращение {number} принято. Ответим до {due_date}.";
+    let set = json!({ "input": { "municipalityCode": "tomsk", "acknowledgement": own } });
+    let changed = setup.app.graphql(Some(&setup.admin), SET, set).await;
+    assert!(changed["errors"].is_null(), "{changed}");
+    let message = telegram_message(1, 901, 51, "Не работает светофор");
+    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &message).await.status(), 200);
+    let appeals = setup.settled(Duration::from_secs(15)).await;
+    let number = appeals[0]["number"].as_str().unwrap();
+    let text = appeals[0]["replies"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with(&format!("Обращение {number} принято. Ответим до ")), "{text}");
+    assert_eq!(setup.fake.delivered()[0].text(), text, "the resident got the municipality's text");
+
+    let reset = json!({ "input": { "municipalityCode": "tomsk", "acknowledgement": "" } });
+    let reset = setup.app.graphql(Some(&setup.admin), SET, reset).await;
+    assert_eq!(reset["data"]["configureReplyTexts"]["texts"], json!(defaults), "an empty text restores the default");
+}
+
+async fn a_flood_of_forged_calls_is_limited_while_the_platform_and_other_clients_are_served(backend: Backend) {
+    let Some(setup) = Setup::start(backend).await else { return };
+    setup.configure("tomsk", "TELEGRAM", "SECRET").await;
+    let first = telegram_message(1, 1001, 1, "Первое обращение");
+    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &first).await.status(), 200);
+    // An official at work from the same address: their token is known good too.
+    assert_eq!(setup.appeals(None).await.len(), 1);
+
+    // 200 forged calls from the same address as the platform, all at once
+    // (within the connections one address may hold).
+    let setup = &setup;
+    let forged = join_all((0..200).map(|n| {
+        let body = telegram_message(100 + n, 2000 + n, 1, "подделка");
+        async move { setup.hook("telegram", "tomsk", Some("guessed-secret"), &body).await.status().as_u16() }
+    }))
+    .await;
+    assert!(forged.iter().all(|status| *status == 401 || *status == 429), "{forged:?}");
+    assert!(forged.contains(&429), "the address is limited: {forged:?}");
+
+    // The platform, whose secret is known good, is not held back; nor is an official.
+    let second = telegram_message(2, 1001, 2, "Второе сообщение");
+    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &second).await.status(), 200);
+    let third = telegram_message(3, 1002, 1, "Третье обращение");
+    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &third).await.status(), 200);
+    let appeals = setup.appeals(None).await;
+    assert_eq!(appeals.len(), 2, "the platform's messages, none of the forged ones");
 }

@@ -202,7 +202,9 @@ impl Worker {
         };
         let mut response = match request.send().await {
             Ok(response) => response,
-            Err(error) if error.is_connect() || error.is_builder() || error.is_request() && !error.is_timeout() => {
+            // Only a connection that never opened is sure to have carried
+            // nothing; a call that broke later may have been taken.
+            Err(error) if error.is_connect() || error.is_builder() => {
                 return Attempt::NotSent(format!("could not reach the platform: {}", error.without_url()));
             }
             Err(error) => return Attempt::Unconfirmed(format!("no answer from the platform: {}", error.without_url())),

@@ -102,8 +102,8 @@ async fn vk_hook(
         Ok(callback) => callback,
         Err(error) => {
             // Charged like a wrong secret: a malformed body proves nothing.
-            if let Err(response) = state.charge_unknown(&headers, peer) {
-                return response;
+            if let Some(refusal) = state.limit_unknown(&headers, peer) {
+                return refusal;
             }
             return malformed(Channel::Vk, &code, &error);
         }
@@ -114,8 +114,8 @@ async fn vk_hook(
             // The confirmation call carries no secret: VK asks it before the
             // secret is in use. It reveals only the string VK itself shows the
             // community's admins, and only for the configured community.
-            if let Err(response) = state.charge_unknown(&headers, peer) {
-                return response;
+            if let Some(refusal) = state.limit_unknown(&headers, peer) {
+                return refusal;
             }
             let gate = match state.store.webhook_gate(&code, Channel::Vk).await {
                 Ok(gate) => gate,
@@ -164,8 +164,10 @@ impl HookState {
         // A secret already seen to be valid for this channel skips the
         // address's charge; the set of such secrets is bounded.
         let known = secret.map(|secret| token_digest(&format!("hook\n{channel}\n{code}\n{secret}")));
-        if !known.as_deref().is_some_and(|digest| self.limits.is_known_token(digest)) {
-            self.charge_unknown(headers, peer)?;
+        if !known.as_deref().is_some_and(|digest| self.limits.is_known_token(digest))
+            && let Some(refusal) = self.limit_unknown(headers, peer)
+        {
+            return Err(refusal);
         }
         let gate = match self.store.webhook_gate(code, channel).await {
             Ok(Some(gate)) => gate,
@@ -185,16 +187,15 @@ impl HookState {
         Ok(gate)
     }
 
-    /// Charges a call not (yet) known to be the platform's to its address.
-    fn charge_unknown(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Response> {
+    /// Charges a call not (yet) known to be the platform's to its address;
+    /// the `429` when the address is over its limit.
+    fn limit_unknown(&self, headers: &HeaderMap, peer: SocketAddr) -> Option<Response> {
         let address = self.limits.client_address(headers, peer);
-        self.limits.charge_address(address, 1).map_err(|refused| {
-            let seconds = refused.retry_after.as_secs().max(1);
-            let mut response =
-                plain(StatusCode::TOO_MANY_REQUESTS, format!("{}; retry in {seconds} s", refused.reason));
-            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-            response
-        })
+        let refused = self.limits.charge_address(address, 1).err()?;
+        let seconds = refused.retry_after.as_secs().max(1);
+        let mut response = plain(StatusCode::TOO_MANY_REQUESTS, format!("{}; retry in {seconds} s", refused.reason));
+        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        Some(response)
     }
 
     /// Takes in an admitted call's update; `ok` is the platform's success answer.

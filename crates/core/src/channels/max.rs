@@ -24,8 +24,9 @@ use super::{
 /// The header that carries the subscription's `secret`.
 pub const SECRET_HEADER: &str = "X-Max-Bot-Api-Secret";
 
-/// Where the Bot API lives unless configured otherwise.
-pub const DEFAULT_API_URL: &str = "https://platform-api.max.ru";
+/// Where the Bot API lives unless configured otherwise: MAX's documentation
+/// now sends bots to `platform-api2.max.ru` rather than `platform-api.max.ru`.
+pub const DEFAULT_API_URL: &str = "https://platform-api2.max.ru";
 
 /// The longest message text (`NewMessageBody.text`, 4000 characters), counted in
 /// UTF-16 code units to be safe whichever way MAX counts.

@@ -252,11 +252,27 @@ impl Store {
         Ok(Intake::Registered { appeal, event })
     }
 
+    /// The appeal that holds the message's platform ids: the one its stored
+    /// copy belongs to, or else one submitted through the API with those ids as
+    /// its external id (an intake bot that keyed its submissions as the webhook
+    /// does), which the registering insert conflicted with.
     async fn repeat_of(&self, municipality_id: MunicipalityId, channel: Channel, external_id: &str) -> Result<Intake> {
-        let appeal_id = self.appeal_of_message(municipality_id, channel, external_id).await?.ok_or_else(|| {
-            StorageError::Corrupt("a conflicting channel message vanished after its commit".to_owned())
-        })?;
-        Ok(Intake::Repeat { appeal_id })
+        if let Some(appeal_id) = self.appeal_of_message(municipality_id, channel, external_id).await? {
+            return Ok(Intake::Repeat { appeal_id });
+        }
+        let submitted = appeal::Entity::find()
+            .select_only()
+            .column(appeal::Column::Id)
+            .filter(appeal::Column::MunicipalityId.eq(municipality_id.as_uuid()))
+            .filter(appeal::Column::Channel.eq(channel.as_str()))
+            .filter(appeal::Column::ExternalId.eq(external_id))
+            .into_tuple::<Uuid>()
+            .one(self.db())
+            .await?
+            .ok_or_else(|| {
+                StorageError::Corrupt("a conflicting channel message vanished after its commit".to_owned())
+            })?;
+        Ok(Intake::Repeat { appeal_id: AppealId::from_uuid(submitted) })
     }
 }
 

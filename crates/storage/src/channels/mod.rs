@@ -175,6 +175,10 @@ impl Store {
             .into());
         }
         let municipality = self.known_municipality(code).await?;
+        if change.webhook_secret.as_deref().is_some_and(|secret| secret != secret.trim()) {
+            // The platform sends the secret exactly; one kept trimmed would never match.
+            return Err(InvalidInput::new("webhookSecret", "must not begin or end with spaces").into());
+        }
         let secret = setting("webhookSecret", change.webhook_secret.as_deref())?;
         if let Some(Some(secret)) = &secret {
             // Telegram allows 1–256 characters A–Z, a–z, 0–9, `_` and `-` in its

@@ -10,6 +10,7 @@
 mod support;
 
 mod audit;
+mod channels;
 mod commands;
 mod dashboard;
 mod directory;
