@@ -110,18 +110,19 @@ impl Target {
         let assistant = token(Role::Assistant, Some("tomsk")).await;
         let head = token(Role::Head, Some("tomsk")).await;
         let admin = token(Role::Admin, None).await;
-        // Both clients give up an idle pooled connection before the server's head
-        // timeout (2 s here) closes it: reusing one the server is closing at
-        // that moment would fail the request for a reason that is no attack.
+        // Neither client keeps a connection between requests: reusing one the
+        // server is closing at that moment (its head timeout is 2 s here, and a
+        // loaded machine can be late to drop an idle one from the pool) would
+        // fail the request for a reason that is no attack.
         let witness = reqwest::Client::builder()
             .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("an address"))
             .timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_millis(500))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("a client");
         let attacker = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .pool_idle_timeout(Duration::from_millis(500))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("a client");
         let mut target = Target { server, store, witness, attacker, assistant, head, admin, appeal: String::new() };
