@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use appeals_storage::Store;
+use appeals_storage::{Store, database};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::delivery::{DeliverySettings, Worker};
+use crate::exit::Failure;
 use crate::graphql_http::{self, GraphqlState};
 use crate::hooks::{self, HookState};
 use crate::notifications::EventBus;
@@ -42,6 +43,8 @@ pub struct Application {
     connection_limits: ConnectionLimits,
     going_away: watch::Sender<bool>,
     delivery: DeliverySettings,
+    /// What the database is, for the start log (never a password).
+    database: String,
 }
 
 impl Application {
@@ -51,7 +54,11 @@ impl Application {
         // Installed now, not at the first scrape, so that nothing before it is lost.
         telemetry::metrics();
         let listener = bind(config.listen).await?;
-        let store = Store::open(&config.database_url, config.pool).await?.with_policy(config.policy);
+        let url = &config.database_url;
+        let store = match Store::open(url, config.pool).await {
+            Ok(store) => store.with_policy(config.policy),
+            Err(error) => return Err(Failure::Database(database::diagnose(url, &error).await).into()),
+        };
         let store =
             store.prepare_audit(config.audit_key.clone()).await?.with_local_offset(config.channels.local_offset);
         Ok(Self::assemble(config, store, listener))
@@ -95,6 +102,7 @@ impl Application {
             connection_limits: config.connections,
             going_away,
             delivery: config.channels.delivery,
+            database: database::describe(&config.database_url),
         }
     }
 
@@ -118,7 +126,12 @@ impl Application {
     /// Serves until `stop` completes, then lets in-flight requests finish within
     /// the shutdown deadline.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        tracing::info!(address = %self.local_addr(), "serving Appeals");
+        let base = format!("http://{}", self.local_addr());
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            database = %self.database,
+            "Appeals is serving on {base}: GraphiQL at {base}/graphql, health at {base}/healthz and {base}/readyz, metrics at {base}/metrics"
+        );
         let worker = Worker::spawn(self.store.clone(), self.delivery, self.going_away.subscribe())
             .map_err(std::io::Error::other)?;
         connections::serve(self.listener, self.router, self.connection_limits, stop, self.going_away).await;
@@ -141,7 +154,10 @@ impl Application {
 /// Binds `address`, naming it and the flag that changes it when that fails.
 async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address).await.map_err(|error| {
-        anyhow::anyhow!("cannot listen on {address}: {error}; choose another address with --listen or APPEALS_LISTEN")
+        Failure::Listen(format!(
+            "cannot listen on {address}: {error}; choose another address with --listen or APPEALS_LISTEN"
+        ))
+        .into()
     })
 }
 

@@ -52,6 +52,45 @@ pub enum Command {
     /// Configures the Telegram, VK and MAX channels.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Lists the municipalities (their codes are what the other commands take).
+    #[command(subcommand)]
+    Municipality(MunicipalityCommand),
+    /// Prints a shell's completion script, e.g. `appeals completions bash >
+    /// /etc/bash_completion.d/appeals`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MunicipalityCommand {
+    /// Prints each municipality's code and name.
+    List(MunicipalityListArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MunicipalityListArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// How a one-shot command prints what it made.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct OutputArgs {
+    /// Print only the result itself (a token, a code per line), for scripts.
+    #[arg(long, short, conflicts_with = "json")]
+    pub quiet: bool,
+
+    /// Print the result as one JSON object (or array), for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,9 +358,13 @@ pub struct UserAddArgs {
     #[arg(long)]
     pub role: String,
 
-    /// The municipality's code, for assistants and heads.
+    /// The municipality's code, for assistants and heads (`appeals
+    /// municipality list` shows them).
     #[arg(long)]
     pub municipality: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Clone, Args)]

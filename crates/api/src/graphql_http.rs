@@ -24,6 +24,7 @@ use crate::admission::DocumentLimits;
 use crate::auth::{Viewer, token_from_headers};
 use crate::error::{ApiError, ErrorCode, code_unclassified};
 use crate::rate_limit::{Caller, CallerLimits, Refused};
+use crate::response_order::Order;
 use crate::schema::AppSchema;
 use crate::schema::loaders::new_loaders;
 use crate::websocket::Sockets;
@@ -125,8 +126,11 @@ async fn execute(
     mut request: async_graphql::Request,
 ) -> Result<async_graphql::Response, ApiError> {
     state.documents.admit(&mut request)?;
+    let order = Order::of(&mut request);
     let request = request.data(viewer.clone()).data(new_loaders(state.store.clone()));
-    Ok(state.schema.execute(request).await)
+    let mut response = state.schema.execute(request).await;
+    order.apply(&mut response);
+    Ok(response)
 }
 
 /// Serializes the answer, refusing one larger than `limit` bytes.

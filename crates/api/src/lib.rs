@@ -13,6 +13,7 @@
 //! - [`delivery`]: the worker that sends replies to residents.
 //! - [`admission`]: what a document must pass before it is parsed and validated.
 //! - [`budget`]: what one operation may cost, and its share of the database.
+//! - [`response_order`]: every object of an answer in the order it was asked for.
 //! - [`auth`]: bearer tokens on HTTP and WebSocket.
 //! - [`schema`]: types, loaders, queries, mutations, the subscription.
 //! - [`error`]: the one mapping from every error to `extensions.code`.
@@ -20,7 +21,8 @@
 //! - [`occupancy`]: places held per key, with a cap (connections, sockets).
 //! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.
-//! - [`cli`]: `migrate`, `user add`, `audit verify`, `channel set`.
+//! - [`cli`]: `migrate`, `user add`, `municipality list`, `channel set`,
+//!   `audit verify`, `completions`; [`exit`]: the statuses they exit with.
 
 pub mod admission;
 pub mod app;
@@ -31,11 +33,13 @@ pub mod config;
 pub mod connections;
 pub mod delivery;
 pub mod error;
+pub mod exit;
 pub mod graphql_http;
 pub mod hooks;
 pub mod notifications;
 pub mod occupancy;
 pub mod rate_limit;
+pub mod response_order;
 pub mod schema;
 pub mod telemetry;
 pub mod websocket;
@@ -45,7 +49,7 @@ use std::process::ExitCode;
 pub use app::Application;
 pub use config::ServerConfig;
 
-use config::{AuditCommand, ChannelCommand, Cli, Command, UserCommand};
+use config::{AuditCommand, ChannelCommand, Cli, Command, MunicipalityCommand, UserCommand};
 
 /// Runs the command line: what `main` does.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -63,5 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(UserCommand::Add(args)) => cli::add_user(args).await,
         Command::Audit(AuditCommand::Verify(args)) => cli::verify_audit(args).await,
         Command::Channel(ChannelCommand::Set(args)) => cli::set_channel(args).await,
+        Command::Municipality(MunicipalityCommand::List(args)) => cli::list_municipalities(args).await,
+        Command::Completions(args) => Ok(cli::completions(args)),
     }
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(appeals_api::exit::OTHER);
         }
     };
     let outcome = runtime.block_on(appeals_api::run(appeals_api::config::Cli::parse()));
@@ -19,8 +19,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            let (code, message) = appeals_api::exit::report(&error);
+            eprintln!("error: {message}");
+            code
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::notifications::EventBus;
 use crate::occupancy::{Occupancy, Place};
 use crate::rate_limit::CallerLimits;
+use crate::response_order::Order;
 use crate::schema::AppSchema;
 use crate::schema::loaders::new_loaders;
 
@@ -234,13 +235,15 @@ impl Executor for SocketExecutor {
         let executor = self.clone();
         stream::once(async move {
             match executor.admit(request, session.as_ref()).await {
-                Ok((request, running)) => {
+                Ok((mut request, running)) => {
+                    let order = Order::of(&mut request);
                     let responses =
                         executor.sockets.schema.execute_stream_with_session_data(request, session.unwrap_or_default());
                     // The operation counts as running until its stream is dropped.
                     responses
-                        .map(move |response| {
+                        .map(move |mut response| {
                             let _running = &running;
+                            order.apply(&mut response);
                             response
                         })
                         .boxed()

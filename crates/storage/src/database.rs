@@ -28,13 +28,144 @@ impl Default for PoolSettings {
     }
 }
 
-/// Normalizes a database URL: an SQLite file is created when missing.
+/// Normalizes a database URL: a bare path (`appeals.db`, `/var/lib/appeals.db`)
+/// is an SQLite file, and an SQLite file is created when missing.
 pub fn normalize_url(url: &str) -> String {
+    let url = with_scheme(url);
     if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
         let separator = if url.contains('?') { '&' } else { '?' };
         format!("{url}{separator}mode=rwc")
     } else {
-        url.to_owned()
+        url
+    }
+}
+
+/// `url` with its scheme: a string without one is a path to an SQLite file.
+fn with_scheme(url: &str) -> String {
+    if url.contains("://") || url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") }
+}
+
+/// The SQLite file `url` names, as an absolute path; `None` for PostgreSQL or
+/// an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let url = with_scheme(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    let path = std::path::Path::new(path);
+    Some(if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().map(|dir| dir.join(path)).unwrap_or_else(|_| path.to_owned())
+    })
+}
+
+/// What `url` names, for a message: the SQLite file's absolute path, or
+/// PostgreSQL's host, port, database and user, never the password.
+pub fn describe(url: &str) -> String {
+    if let Some(file) = sqlite_file(url) {
+        return format!("the SQLite file {}", file.display());
+    }
+    let url = with_scheme(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.starts_with("postgres") => {
+            let rest = rest.split('?').next().unwrap_or_default();
+            let (credentials, location) = rest.rsplit_once('@').map_or(("", rest), |(user, at)| (user, at));
+            let user = credentials.split(':').next().unwrap_or_default();
+            let (host, database) = location.split_once('/').unwrap_or((location, ""));
+            let host = if host.is_empty() { "localhost" } else { host };
+            let host =
+                if host.contains(':') && !host.starts_with('[') { host.to_owned() } else { format!("{host}:5432") };
+            let database = if database.is_empty() { "(the user's default database)" } else { database };
+            match user {
+                "" => format!("PostgreSQL at {host}, database {database}"),
+                user => format!("PostgreSQL at {host}, database {database}, as {user}"),
+            }
+        }
+        Some((scheme, _)) => format!("a `{scheme}` database, which is not supported (use sqlite:// or postgres://)"),
+        None => "an unreadable database URL".to_owned(),
+    }
+}
+
+/// As [`explain`]; when the pool only says it gave up waiting, one direct
+/// connection attempt finds out why (refused, unknown host, wrong password).
+pub async fn diagnose(url: &str, error: &DbErr) -> String {
+    let timed_out = matches!(error, DbErr::ConnectionAcquire(_))
+        || matches!(error, DbErr::Conn(RuntimeErr::SqlxError(error)) if matches!(error.as_ref(), sea_orm::sqlx::Error::PoolTimedOut));
+    if timed_out && sqlite_file(url).is_none() {
+        use sea_orm::sqlx::Connection;
+        let attempt = sea_orm::sqlx::PgConnection::connect(&with_scheme(url));
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Err(cause)) => return explain(url, &DbErr::Conn(RuntimeErr::SqlxError(cause.into()))),
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+            }
+            Err(_) => return format!("cannot reach {}: no answer within 5 s (is the address right?)", describe(url)),
+        }
+    }
+    explain(url, error)
+}
+
+/// One line saying why opening `url` failed and what to do, naming what was
+/// tried (the password never) and none of the driver's internals.
+pub fn explain(url: &str, error: &DbErr) -> String {
+    let what = describe(url);
+    let sqlx = match error {
+        DbErr::Conn(RuntimeErr::SqlxError(error))
+        | DbErr::Exec(RuntimeErr::SqlxError(error))
+        | DbErr::Query(RuntimeErr::SqlxError(error)) => Some(error.as_ref()),
+        DbErr::ConnectionAcquire(_) => {
+            return format!("cannot open {what}: no connection within the timeout (is it up and reachable?)");
+        }
+        _ => None,
+    };
+    let postgres = sqlite_file(url).is_none();
+    match sqlx {
+        Some(sea_orm::sqlx::Error::Io(io)) if postgres => {
+            let reason = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "the connection was refused: is PostgreSQL running there?".to_owned()
+                }
+                std::io::ErrorKind::TimedOut => "the connection timed out: is the address right?".to_owned(),
+                _ => first_line(&io.to_string()),
+            };
+            format!("cannot reach {what}: {reason}")
+        }
+        Some(sea_orm::sqlx::Error::Database(database)) => {
+            let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
+            let message = first_line(database.message());
+            match code.as_str() {
+                "3D000" => format!(
+                    "cannot open {what}: the database does not exist; create it (`createdb`) or pass another --database-url / APPEALS_DATABASE_URL"
+                ),
+                "28P01" | "28000" => format!(
+                    "cannot open {what}: {message}; check the user and password in --database-url / APPEALS_DATABASE_URL"
+                ),
+                "14" => format!(
+                    "cannot open {what}: the file cannot be opened or created (does its folder exist, and may this user write there?)"
+                ),
+                _ => format!("cannot open {what}: {message}"),
+            }
+        }
+        Some(sea_orm::sqlx::Error::Configuration(cause)) => {
+            format!(
+                "cannot open {what}: the database URL is not valid ({}); write sqlite://FILE, a path, or postgres://USER@HOST:PORT/DB",
+                first_line(&cause.to_string())
+            )
+        }
+        Some(other) => format!("cannot open {what}: {}", first_line(&other.to_string())),
+        None => format!("cannot open {what}: {}", first_line(&error.to_string())),
+    }
+}
+
+/// The first line of a driver's message, without a trailing source position.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    match line.rfind(" at line ") {
+        Some(at) => line[..at].trim_end().to_owned(),
+        None => line.to_owned(),
     }
 }
 

@@ -47,9 +47,10 @@ pub fn build(store: Store, bus: EventBus, limits: QueryLimits) -> AppSchema {
         .finish()
 }
 
-/// The schema's SDL, as `schema.graphql` holds it.
+/// The schema's SDL, as `schema.graphql` holds it: everything introspection
+/// serves, `@specifiedBy` on the scalars included.
 pub fn sdl() -> String {
     Schema::build(query::QueryRoot::default(), mutation::MutationRoot::default(), subscription::SubscriptionRoot)
         .finish()
-        .sdl()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
