@@ -36,6 +36,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order: what `docs/API.md` must describe.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Validation,
+        ErrorCode::InvalidTransition,
+        ErrorCode::VersionConflict,
+        ErrorCode::RateLimited,
+        ErrorCode::QueryTooComplex,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
@@ -178,6 +192,30 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_code_once_each_with_its_own_name() {
+        // This match has no wildcard: a new code does not compile until it has
+        // an arm here, and its arm is the reminder to add it to `ALL`.
+        let position = |code: ErrorCode| match code {
+            ErrorCode::Unauthenticated => 0,
+            ErrorCode::Forbidden => 1,
+            ErrorCode::NotFound => 2,
+            ErrorCode::Validation => 3,
+            ErrorCode::InvalidTransition => 4,
+            ErrorCode::VersionConflict => 5,
+            ErrorCode::RateLimited => 6,
+            ErrorCode::QueryTooComplex => 7,
+            ErrorCode::ServiceUnavailable => 8,
+            ErrorCode::Internal => 9,
+        };
+        assert_eq!(ErrorCode::ALL.len(), 10, "every code of the match above, once");
+        for (index, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(position(*code), index, "{code:?} out of place in ErrorCode::ALL");
+        }
+        let names: std::collections::HashSet<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "two codes share a name");
+    }
 
     #[test]
     fn a_pool_with_no_free_connection_is_service_unavailable_not_internal() {
