@@ -260,3 +260,16 @@ on_both_databases!(
     a_subscription_to_an_unknown_municipality_is_refused,
     revoking_the_subscriber_ends_the_subscription,
 );
+
+/// An operation that GraphQL validation refuses is `VALIDATION` over a
+/// WebSocket too, as over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_fails_validation_is_coded_validation() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let head = app.token(Role::Head, Some("tomsk")).await;
+    let mut socket = app.websocket(None, Some(&head)).await.expect("the socket opens");
+    socket.subscribe("1", "subscription { appealEvents { seq password } }", json!({})).await;
+    let message = socket.next_message(ARRIVES_WITHIN).await.expect("an answer");
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(message["payload"]["errors"][0]["extensions"]["code"], "VALIDATION", "{message}");
+}

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::admission::DocumentLimits;
 use crate::auth::{Viewer, token_from_payload};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, code_unclassified};
 use crate::notifications::EventBus;
 use crate::occupancy::{Occupancy, Place};
 use crate::rate_limit::CallerLimits;
@@ -244,6 +244,8 @@ impl Executor for SocketExecutor {
                         .map(move |mut response| {
                             let _running = &running;
                             order.apply(&mut response);
+                            // Validation's own errors get their code here too, as over HTTP.
+                            response.errors.iter_mut().for_each(code_unclassified);
                             response
                         })
                         .boxed()
