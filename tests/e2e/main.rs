@@ -14,6 +14,7 @@
 mod support;
 
 mod attacks;
+mod browser;
 mod channel_crash;
 mod channels;
 mod cli;

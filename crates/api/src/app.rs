@@ -1,6 +1,7 @@
 //! The server: its routes and middleware, and its life from start to shutdown.
-//! `/graphql` is served by [`crate::graphql_http`] and [`crate::websocket`];
-//! connections are accepted and bounded by [`crate::connections`].
+//! `/graphql` is served by [`crate::graphql_http`] and [`crate::websocket`],
+//! GraphiQL's files by [`crate::graphiql`]; connections are accepted and bounded
+//! by [`crate::connections`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::delivery::{DeliverySettings, Worker};
 use crate::exit::Failure;
+use crate::graphiql;
 use crate::graphql_http::{self, GraphqlState};
 use crate::hooks::{self, HookState};
 use crate::notifications::EventBus;
@@ -167,6 +169,7 @@ fn router(state: GraphqlState, hooks: HookState, config: &ServerConfig) -> Route
         .route("/graphql", get(graphql_http::get).post(graphql_http::post))
         .with_state(state)
         .merge(hooks::routes(hooks))
+        .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(store))
         .route("/metrics", get(|| async { telemetry::metrics().render() }))

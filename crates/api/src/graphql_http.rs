@@ -1,5 +1,5 @@
 //! `/graphql` over HTTP: POST runs queries and mutations, GET serves GraphiQL to a
-//! browser or upgrades to a WebSocket ([`crate::websocket`]).
+//! browser ([`crate::graphiql`]) or upgrades to a WebSocket ([`crate::websocket`]).
 //!
 //! A POST passes, in order: the caller's rate limit (an unknown token is charged
 //! to its address before the database is asked about it), the body's JSON, the
@@ -12,17 +12,18 @@ use std::net::SocketAddr;
 
 use appeals_storage::Store;
 use appeals_storage::directory::token_digest;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, WebSocketProtocols};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::admission::DocumentLimits;
 use crate::auth::{Viewer, token_from_headers};
 use crate::error::{ApiError, ErrorCode, code_unclassified};
+use crate::graphiql;
 use crate::rate_limit::{Caller, CallerLimits, Refused};
 use crate::response_order::Order;
 use crate::schema::AppSchema;
@@ -172,8 +173,7 @@ pub async fn get(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
     if !wants_websocket {
-        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish())
-            .into_response();
+        return graphiql::page();
     }
     let (mut parts, _body) = request.into_parts();
     let protocol =

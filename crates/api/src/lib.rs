@@ -8,6 +8,7 @@
 //! - [`app`]: the server's routes and middleware, from start to shutdown.
 //! - [`connections`]: accepting connections, with limits and timeouts.
 //! - [`graphql_http`]: `/graphql` over HTTP.
+//! - [`graphiql`]: the GraphiQL page and its files, served from the binary.
 //! - [`websocket`]: `/graphql` over WebSocket, each operation a request of its own.
 //! - [`hooks`]: the Telegram, VK and MAX webhooks.
 //! - [`delivery`]: the worker that sends replies to residents.
@@ -34,6 +35,7 @@ pub mod connections;
 pub mod delivery;
 pub mod error;
 pub mod exit;
+pub mod graphiql;
 pub mod graphql_http;
 pub mod hooks;
 pub mod notifications;
