@@ -40,6 +40,8 @@ async fn a_reply_cut_off_by_a_crash_is_never_delivered_twice_and_no_secret_is_lo
     for token in [TELEGRAM_TOKEN, VK_TOKEN, MAX_TOKEN] {
         fake.accept_token(token);
     }
+    let migrated = run_command(&url, &["migrate"]);
+    assert!(migrated.status.success(), "migrate: {}", describe(&migrated));
     let mut cli_output = String::new();
     for args in [
         vec![
