@@ -370,9 +370,8 @@ async fn a_follow_up_is_threaded_onto_the_open_appeal_and_a_message_after_resolu
     let delivered = setup.fake.wait_for_delivered(1, Duration::from_secs(15)).await;
     assert_eq!(delivered.len(), 1, "the acknowledgement");
 
-    // A reply to the engine's acknowledgement: the fake gave it a message id.
-    let appeals = setup.settled(Duration::from_secs(15)).await;
-    let acknowledgement_id = 5001; // the fake's first message id
+    // A reply to the engine's acknowledgement, by the id the platform gave it.
+    let acknowledgement_id = delivered[0].sent_id.expect("the platform's id of the acknowledgement");
     let mut reply = telegram_message(2, 501, 11, "Уточняю: и у дома 14 тоже");
     reply["message"]["reply_to_message"] = json!({ "message_id": acknowledgement_id, "date": 1767225610, "chat": { "id": 501, "type": "private" }, "text": "…" });
     assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &reply).await.status(), 200);
@@ -385,8 +384,7 @@ async fn a_follow_up_is_threaded_onto_the_open_appeal_and_a_message_after_resolu
     let other = telegram_message(4, 777, 1, "Во дворе не убран снег");
     assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &other).await.status(), 200);
 
-    let appeals =
-        setup.settled(Duration::from_secs(15)).await.into_iter().chain(appeals.into_iter().take(0)).collect::<Vec<_>>();
+    let appeals = setup.settled(Duration::from_secs(15)).await;
     assert_eq!(appeals.len(), 2, "the follow-ups made no appeal: {appeals:#?}");
     let appeal = &appeals[0];
     assert_eq!(appeal["text"], "Не горят фонари на Ленина, 12", "the text stays the first message's");
@@ -555,6 +553,12 @@ async fn a_blocked_bot_is_a_failed_reply_with_the_platforms_reason_and_can_be_re
     let other_assistant = setup.app.token(Role::Assistant, Some("seversk")).await;
     let refused = setup.app.graphql(Some(&other_assistant), resend, json!({ "id": reply["id"] })).await;
     assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
+    for hostile in [json!("not-a-reply"), json!(""), json!("0".repeat(10_000))] {
+        let refused = setup.app.graphql(Some(&setup.assistant), resend, json!({ "id": hostile })).await;
+        assert_eq!(error_code(&refused), Some("VALIDATION"), "{refused}");
+    }
+    let unknown = setup.app.graphql(Some(&setup.assistant), resend, json!({ "id": uuid::Uuid::new_v4() })).await;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"), "{unknown}");
     let resent = setup.app.graphql(Some(&setup.assistant), resend, json!({ "id": reply["id"] })).await;
     assert_eq!(resent["data"]["resendReply"]["reply"]["status"], "PENDING", "{resent}");
     assert_eq!(setup.fake.wait_for_delivered(1, Duration::from_secs(15)).await.len(), 1);

@@ -32,11 +32,6 @@ use chrono::TimeDelta;
 use crate::notifications::EventBus;
 use crate::rate_limit::CallerLimits;
 
-/// The header Telegram puts the webhook's `secret_token` in.
-pub const TELEGRAM_SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
-/// The header MAX puts the subscription's `secret` in.
-pub const MAX_SECRET_HEADER: &str = "x-max-bot-api-secret";
-
 /// What the webhooks share.
 #[derive(Clone)]
 pub struct HookState {
@@ -64,13 +59,8 @@ async fn telegram_hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let secret = header_value(&headers, TELEGRAM_SECRET_HEADER);
-    let gate = match state.admit(Channel::Telegram, &code, secret, &headers, peer).await {
-        Ok(gate) => gate,
-        Err(response) => return response,
-    };
-    let inbound = telegram::parse_update(&body);
-    state.take(Channel::Telegram, &code, &gate, inbound, || StatusCode::OK.into_response()).await
+    let parse = || telegram::parse_update(&body);
+    state.take_with_header_secret(Channel::Telegram, telegram::SECRET_HEADER, &code, &headers, peer, parse).await
 }
 
 async fn max_hook(
@@ -80,13 +70,8 @@ async fn max_hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let secret = header_value(&headers, MAX_SECRET_HEADER);
-    let gate = match state.admit(Channel::Max, &code, secret, &headers, peer).await {
-        Ok(gate) => gate,
-        Err(response) => return response,
-    };
-    let inbound = max::parse_update(&body);
-    state.take(Channel::Max, &code, &gate, inbound, || StatusCode::OK.into_response()).await
+    let parse = || max::parse_update(&body);
+    state.take_with_header_secret(Channel::Max, max::SECRET_HEADER, &code, &headers, peer, parse).await
 }
 
 /// VK sends its secret in the body, so the body is read first; its size is
@@ -152,6 +137,25 @@ async fn vk_hook(
 }
 
 impl HookState {
+    /// Telegram and MAX: the secret in a header, the update in the body,
+    /// answered with an empty `200`.
+    async fn take_with_header_secret(
+        &self,
+        channel: Channel,
+        header: &str,
+        code: &str,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        parse: impl FnOnce() -> Result<Inbound, ParseError>,
+    ) -> Response {
+        let secret = headers.get(header).and_then(|value| value.to_str().ok());
+        let gate = match self.admit(channel, code, secret, headers, peer).await {
+            Ok(gate) => gate,
+            Err(response) => return response,
+        };
+        self.take(channel, code, &gate, parse(), || StatusCode::OK.into_response()).await
+    }
+
     /// Checks the caller's rate and the channel's secret; the gate when both pass.
     async fn admit(
         &self,
@@ -249,10 +253,6 @@ impl HookState {
         }
         ok()
     }
-}
-
-fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
 }
 
 fn count(channel: Channel, outcome: &'static str) {

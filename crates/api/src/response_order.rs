@@ -59,27 +59,34 @@ pub fn reorder(data: &mut Value, document: &ExecutableDocument, operation_name: 
 }
 
 fn reorder_value(value: &mut Value, sets: &[&SelectionSet], document: &ExecutableDocument) {
+    let mut fields: IndexMap<Name, Vec<&SelectionSet>> = IndexMap::new();
+    for set in sets {
+        collect(set, document, 0, &mut fields);
+    }
+    arrange(value, &fields, document);
+}
+
+/// Puts `value` (an object, or a list of them) in the order of `fields`,
+/// worked out once for every item of a list.
+fn arrange(value: &mut Value, fields: &IndexMap<Name, Vec<&SelectionSet>>, document: &ExecutableDocument) {
     match value {
         Value::List(items) => {
             for item in items {
-                reorder_value(item, sets, document);
+                arrange(item, fields, document);
             }
         }
         Value::Object(object) => {
-            let mut fields: Vec<(Name, Vec<&SelectionSet>)> = Vec::new();
-            for set in sets {
-                collect(set, document, 0, &mut fields);
-            }
             let mut ordered = IndexMap::with_capacity(object.len());
-            for (key, subsets) in &fields {
-                if let Some(mut child) = object.shift_remove(key) {
+            for (key, subsets) in fields {
+                // `swap_remove`: constant time; the order is rebuilt here anyway.
+                if let Some(mut child) = object.swap_remove(key) {
                     if !subsets.is_empty() {
                         reorder_value(&mut child, subsets, document);
                     }
                     ordered.insert(key.clone(), child);
                 }
             }
-            // Anything the selection sets do not name (none expected) keeps its place after them.
+            // Anything the selection sets do not name (none expected) follows them.
             ordered.extend(std::mem::take(object));
             *object = ordered;
         }
@@ -88,23 +95,21 @@ fn reorder_value(value: &mut Value, sets: &[&SelectionSet], document: &Executabl
 }
 
 /// The response keys `set` selects, in order, each with the selection sets of
-/// its sub-fields (several when the key is selected more than once).
+/// its sub-fields (several when the key is selected more than once). A map,
+/// so that a selection of thousands of aliases costs as many steps.
 fn collect<'a>(
     set: &'a SelectionSet,
     document: &'a ExecutableDocument,
     depth: usize,
-    fields: &mut Vec<(Name, Vec<&'a SelectionSet>)>,
+    fields: &mut IndexMap<Name, Vec<&'a SelectionSet>>,
 ) {
     for selection in &set.items {
         match &selection.node {
             Selection::Field(field) => {
-                let key = field.node.response_key().node.clone();
+                let subsets = fields.entry(field.node.response_key().node.clone()).or_default();
                 let subset = &field.node.selection_set.node;
-                let has_subset = !subset.items.is_empty();
-                match fields.iter_mut().find(|(name, _)| *name == key) {
-                    Some((_, subsets)) if has_subset => subsets.push(subset),
-                    Some(_) => {}
-                    None => fields.push((key, if has_subset { vec![subset] } else { Vec::new() })),
+                if !subset.items.is_empty() {
+                    subsets.push(subset);
                 }
             }
             Selection::InlineFragment(fragment) => {

@@ -37,6 +37,8 @@ pub struct Call {
     pub headers: Vec<(String, String)>,
     /// The JSON body, or the form as an object of strings.
     pub body: Value,
+    /// The id the platform gave the message it delivered (in `delivered()` only).
+    pub sent_id: Option<i64>,
 }
 
 impl Call {
@@ -178,6 +180,7 @@ async fn answer(
             .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned()))
             .collect(),
         body,
+        sent_id: None,
     };
     let token = match platform {
         "telegram" => path.trim_start_matches("/bot").split('/').next().unwrap_or_default().to_owned(),
@@ -237,7 +240,7 @@ fn success(recorded: &mut Recorded, call: &Call) -> Response {
     let id = recorded.next_id;
     match call.platform {
         "telegram" => {
-            recorded.delivered.push(call.clone());
+            recorded.delivered.push(Call { sent_id: Some(id), ..call.clone() });
             let chat_id = call.body["chat_id"].clone();
             axum::Json(json!({"ok": true, "result": {
                 "message_id": id, "date": 1767225610, "text": call.body["text"],
@@ -255,7 +258,7 @@ fn success(recorded: &mut Recorded, call: &Call) -> Response {
                 Some(first) => *first,
                 None => {
                     recorded.vk_random_ids.insert(key, id);
-                    recorded.delivered.push(call.clone());
+                    recorded.delivered.push(Call { sent_id: Some(id), ..call.clone() });
                     id
                 }
             };
@@ -267,14 +270,14 @@ fn success(recorded: &mut Recorded, call: &Call) -> Response {
                 Some(first) => *first,
                 None => {
                     recorded.vk_guids.insert(guid, id);
-                    recorded.delivered.push(call.clone());
+                    recorded.delivered.push(Call { sent_id: Some(id), ..call.clone() });
                     id
                 }
             };
             axum::Json(json!({"response": {"comment_id": comment_id, "parents_stack": []}})).into_response()
         }
         _ => {
-            recorded.delivered.push(call.clone());
+            recorded.delivered.push(Call { sent_id: Some(id), ..call.clone() });
             axum::Json(json!({"message": {
                 "recipient": {"chat_id": 68524973, "chat_type": "dialog"},
                 "timestamp": 1767229201000i64,

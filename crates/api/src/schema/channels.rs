@@ -9,9 +9,9 @@
 use appeals_core::channels::{Attachment, ReplyKind as CoreReplyKind};
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{AppealId, Operation};
+use appeals_storage::channels::ChannelMessage;
 use appeals_storage::channels::templates::ReplyText;
-use appeals_storage::channels::{ChannelMessage, MESSAGING};
-use appeals_storage::{ChannelChange, ChannelSettings, Reply, ReplyStatus as StoredReplyStatus};
+use appeals_storage::{ChannelChange, ChannelSettings, Reply};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -22,6 +22,7 @@ use crate::schema::loaders::loaders;
 use crate::schema::types::{Channel, MunicipalityNode};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "appeals_core::channels::ReplyKind")]
 pub enum ReplyKind {
     /// The appeal was registered: its number and the date an answer is due.
     Acknowledgement,
@@ -31,17 +32,8 @@ pub enum ReplyKind {
     Answer,
 }
 
-impl From<CoreReplyKind> for ReplyKind {
-    fn from(kind: CoreReplyKind) -> Self {
-        match kind {
-            CoreReplyKind::Acknowledgement => ReplyKind::Acknowledgement,
-            CoreReplyKind::SeenNotice => ReplyKind::SeenNotice,
-            CoreReplyKind::Answer => ReplyKind::Answer,
-        }
-    }
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "appeals_storage::ReplyStatus")]
 pub enum ReplyStatus {
     /// Queued, or waiting to be tried again.
     Pending,
@@ -50,16 +42,6 @@ pub enum ReplyStatus {
     /// Refused for good (`lastError` says why), or its delivery could not be
     /// confirmed; `resendReply` queues it again.
     Failed,
-}
-
-impl From<StoredReplyStatus> for ReplyStatus {
-    fn from(status: StoredReplyStatus) -> Self {
-        match status {
-            StoredReplyStatus::Pending => ReplyStatus::Pending,
-            StoredReplyStatus::Sent => ReplyStatus::Sent,
-            StoredReplyStatus::Failed => ReplyStatus::Failed,
-        }
-    }
 }
 
 /// A message the engine sends the resident on the appeal's channel.
@@ -359,9 +341,6 @@ impl ChannelsMutation {
         current_actor(ctx)?.scope(Operation::ManageDirectory)?;
         let code = MunicipalityCode::parse(&input.municipality_code)?;
         let channel: appeals_core::Channel = input.channel.into();
-        if !MESSAGING.contains(&channel) {
-            return Err(ApiError::validation("channel", "must be TELEGRAM, VK or MAX"));
-        }
         let change = ChannelChange {
             enabled: input.enabled,
             webhook_secret: input.webhook_secret,

@@ -260,10 +260,20 @@ impl Store {
                 claimed.push(row);
             }
         }
+        // Each channel's settings once, however many of its replies are due.
+        let mut settings_of: std::collections::HashMap<(Uuid, String), Option<channel_setting::Model>> =
+            std::collections::HashMap::new();
         let mut due = Vec::with_capacity(claimed.len());
         for row in claimed {
-            let settings =
-                channel_setting::Entity::find_by_id((row.municipality_id, row.channel.clone())).one(self.db()).await?;
+            let key = (row.municipality_id, row.channel.clone());
+            let settings = match settings_of.get(&key) {
+                Some(settings) => settings.clone(),
+                None => {
+                    let settings = channel_setting::Entity::find_by_id(key.clone()).one(self.db()).await?;
+                    settings_of.insert(key, settings.clone());
+                    settings
+                }
+            };
             let target = serde_json::from_str(&row.reply_target).map_err(|error| corrupt(row.id, error))?;
             due.push(DueReply {
                 id: row.id,
