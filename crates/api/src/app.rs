@@ -30,6 +30,7 @@ use crate::graphiql;
 use crate::graphql_http::{self, GraphqlState};
 use crate::hooks::{self, HookState};
 use crate::notifications::EventBus;
+use crate::persisted::PersistedDocuments;
 use crate::rate_limit::CallerLimits;
 use crate::schema;
 use crate::telemetry;
@@ -72,12 +73,14 @@ impl Application {
         let schema = schema::build(store.clone(), bus.clone(), config.limits);
         let limits = CallerLimits::new(&config.caller_limits);
         let (going_away, going_away_receiver) = watch::channel(false);
+        let persisted = PersistedDocuments::new(&config.persisted);
         let sockets = Sockets::new(
             schema.clone(),
             store.clone(),
             bus,
             limits.clone(),
             config.documents,
+            persisted.clone(),
             config.sockets,
             going_away_receiver,
         );
@@ -86,6 +89,7 @@ impl Application {
             store: store.clone(),
             limits,
             documents: config.documents,
+            persisted,
             sockets,
             body_limit: config.body_limit,
             response_limit: config.response_limit,

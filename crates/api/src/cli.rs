@@ -11,7 +11,7 @@ use appeals_storage::audit::describe;
 use appeals_storage::{AuditReport, Store, database};
 
 use crate::config::{
-    AuditVerifyArgs, ChannelSetArgs, CompletionsArgs, DatabaseArgs, MunicipalityListArgs, UserAddArgs,
+    AuditVerifyArgs, ChannelSetArgs, CompletionsArgs, DatabaseArgs, ManifestArgs, MunicipalityListArgs, UserAddArgs,
 };
 use crate::exit::Failure;
 
@@ -93,6 +93,13 @@ pub fn completions(args: CompletionsArgs) -> ExitCode {
     let mut command = <crate::config::Cli as clap::CommandFactory>::command();
     clap_complete::generate(args.shell, &mut command, "appeals", &mut std::io::stdout());
     ExitCode::SUCCESS
+}
+
+/// Prints the trusted documents' manifest of `.graphql` files.
+pub fn documents_manifest(args: ManifestArgs) -> anyhow::Result<ExitCode> {
+    let documents = crate::persisted::read_documents(&args.paths).map_err(Failure::Usage)?;
+    println!("{}", crate::persisted::manifest(documents.iter().map(|(_, document)| document.as_str())));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Configures a municipality's channel and prints its settings, never its

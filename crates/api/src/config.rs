@@ -14,6 +14,7 @@ use crate::admission::DocumentLimits;
 use crate::budget::QueryBudget;
 use crate::connections::ConnectionLimits;
 use crate::delivery::DeliverySettings;
+use crate::persisted::{PersistedSettings, TrustedDocuments};
 use crate::rate_limit::{LimitSettings, RateLimit};
 use crate::schema::QueryLimits;
 use crate::websocket::SocketSettings;
@@ -58,6 +59,23 @@ pub enum Command {
     /// Prints a shell's completion script, e.g. `appeals completions bash >
     /// /etc/bash_completion.d/appeals`.
     Completions(CompletionsArgs),
+    /// Trusted documents: the manifest `serve --trusted-documents` runs.
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocumentsCommand {
+    /// Prints the manifest of GraphQL documents, `{ "<sha256 hex>": "<document>" }`:
+    /// each `.graphql` file (or each one in a folder) is one document.
+    Manifest(ManifestArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManifestArgs {
+    /// `.graphql` files or folders of them, e.g. `documents/`.
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +290,16 @@ pub struct ServeArgs {
     #[arg(long, env = "APPEALS_MAX_BATCH", default_value_t = DocumentLimits::default().max_batch)]
     pub max_batch: usize,
 
+    /// The most bytes of documents kept for automatic persisted queries (Apollo's
+    /// APQ), the least recently used dropped first; 0 turns APQ off.
+    #[arg(long, env = "APPEALS_APQ_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub apq_cache_bytes: usize,
+
+    /// Run only the documents of this manifest (`{ "<sha256 hex>": "<document>" }`,
+    /// GraphQL Code Generator's persisted-documents.json); anything else is refused.
+    #[arg(long, env = "APPEALS_TRUSTED_DOCUMENTS", value_name = "FILE", value_parser = parse_trusted_documents)]
+    pub trusted_documents: Option<TrustedDocuments>,
+
     /// Operations per second each user may sustain; 0 turns rate limiting off
     /// (for users and addresses alike).
     #[arg(long, env = "APPEALS_RATE_LIMIT", default_value_t = 50)]
@@ -462,6 +490,7 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub limits: QueryLimits,
     pub documents: DocumentLimits,
+    pub persisted: PersistedSettings,
     pub caller_limits: LimitSettings,
     pub connections: ConnectionLimits,
     pub sockets: SocketSettings,
@@ -525,6 +554,10 @@ impl From<ServeArgs> for ServerConfig {
                 budget: QueryBudget { max_cost: args.max_query_cost },
             },
             documents: DocumentLimits { max_batch: args.max_batch.max(1), ..DocumentLimits::default() },
+            persisted: PersistedSettings {
+                apq_cache_bytes: args.apq_cache_bytes,
+                trusted_documents: args.trusted_documents,
+            },
             caller_limits: LimitSettings {
                 per_user: limiting.then_some(RateLimit { per_second: args.rate_limit, burst: args.rate_limit_burst }),
                 per_address: (limiting && args.anonymous_rate_limit > 0).then_some(RateLimit {
@@ -561,6 +594,10 @@ impl From<ServeArgs> for ServerConfig {
             },
         }
     }
+}
+
+fn parse_trusted_documents(path: &str) -> Result<TrustedDocuments, String> {
+    TrustedDocuments::load(std::path::Path::new(path))
 }
 
 fn to_std(duration: PolicyDuration) -> Duration {

@@ -33,6 +33,13 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The server failed; details are in its log, never in the response.
     Internal,
+    /// An automatic persisted query's hash that the server does not know: send
+    /// the document with its hash once to register it (Apollo's protocol).
+    PersistedQueryNotFound,
+    /// Automatic persisted queries are turned off on this server.
+    PersistedQueryNotSupported,
+    /// The server runs only its trusted documents, and this is not one of them.
+    PersistedQueryNotInList,
 }
 
 impl ErrorCode {
@@ -48,6 +55,9 @@ impl ErrorCode {
         ErrorCode::QueryTooComplex,
         ErrorCode::ServiceUnavailable,
         ErrorCode::Internal,
+        ErrorCode::PersistedQueryNotFound,
+        ErrorCode::PersistedQueryNotSupported,
+        ErrorCode::PersistedQueryNotInList,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +72,9 @@ impl ErrorCode {
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            ErrorCode::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
         }
     }
 }
@@ -172,8 +185,12 @@ impl From<ApiError> for async_graphql::Error {
 }
 
 impl From<ApiError> for async_graphql::ServerError {
+    /// An error refused before a document was read has no place in it: no
+    /// `locations` (async-graphql would say line 0, column 0).
     fn from(error: ApiError) -> Self {
-        async_graphql::Error::from(error).into_server_error(Default::default())
+        let mut error = async_graphql::Error::from(error).into_server_error(Default::default());
+        error.locations.clear();
+        error
     }
 }
 
@@ -208,8 +225,11 @@ mod tests {
             ErrorCode::QueryTooComplex => 7,
             ErrorCode::ServiceUnavailable => 8,
             ErrorCode::Internal => 9,
+            ErrorCode::PersistedQueryNotFound => 10,
+            ErrorCode::PersistedQueryNotSupported => 11,
+            ErrorCode::PersistedQueryNotInList => 12,
         };
-        assert_eq!(ErrorCode::ALL.len(), 10, "every code of the match above, once");
+        assert_eq!(ErrorCode::ALL.len(), 13, "every code of the match above, once");
         for (index, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(position(*code), index, "{code:?} out of place in ErrorCode::ALL");
         }

@@ -12,6 +12,7 @@
 //! - [`websocket`]: `/graphql` over WebSocket, each operation a request of its own.
 //! - [`hooks`]: the Telegram, VK and MAX webhooks.
 //! - [`delivery`]: the worker that sends replies to residents.
+//! - [`persisted`]: documents named by their hash (APQ, trusted documents).
 //! - [`admission`]: what a document must pass before it is parsed and validated.
 //! - [`budget`]: what one operation may cost, and its share of the database.
 //! - [`response_order`]: every object of an answer in the order it was asked for.
@@ -23,7 +24,7 @@
 //! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.
 //! - [`cli`]: `migrate`, `user add`, `municipality list`, `channel set`,
-//!   `audit verify`, `completions`; [`exit`]: the statuses they exit with.
+//!   `audit verify`, `documents manifest`, `completions`; [`exit`]: the statuses they exit with.
 
 pub mod admission;
 pub mod app;
@@ -40,6 +41,7 @@ pub mod graphql_http;
 pub mod hooks;
 pub mod notifications;
 pub mod occupancy;
+pub mod persisted;
 pub mod rate_limit;
 pub mod response_order;
 pub mod schema;
@@ -51,7 +53,7 @@ use std::process::ExitCode;
 pub use app::Application;
 pub use config::ServerConfig;
 
-use config::{AuditCommand, ChannelCommand, Cli, Command, MunicipalityCommand, UserCommand};
+use config::{AuditCommand, ChannelCommand, Cli, Command, DocumentsCommand, MunicipalityCommand, UserCommand};
 
 /// Runs the command line: what `main` does.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -71,5 +73,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Channel(ChannelCommand::Set(args)) => cli::set_channel(args).await,
         Command::Municipality(MunicipalityCommand::List(args)) => cli::list_municipalities(args).await,
         Command::Completions(args) => Ok(cli::completions(args)),
+        Command::Documents(DocumentsCommand::Manifest(args)) => cli::documents_manifest(args),
     }
 }

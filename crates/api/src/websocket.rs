@@ -35,6 +35,7 @@ use crate::auth::{Viewer, token_from_payload};
 use crate::error::{ApiError, ErrorCode, code_unclassified};
 use crate::notifications::EventBus;
 use crate::occupancy::{Occupancy, Place};
+use crate::persisted::{Lookup, PersistedDocuments};
 use crate::rate_limit::CallerLimits;
 use crate::response_order::Order;
 use crate::schema::AppSchema;
@@ -63,6 +64,7 @@ pub struct Sockets {
     pub bus: EventBus,
     pub limits: CallerLimits,
     pub documents: DocumentLimits,
+    pub persisted: PersistedDocuments,
     pub settings: SocketSettings,
     pub going_away: watch::Receiver<bool>,
     users: Occupancy<UserId>,
@@ -76,11 +78,12 @@ impl Sockets {
         bus: EventBus,
         limits: CallerLimits,
         documents: DocumentLimits,
+        persisted: PersistedDocuments,
         settings: SocketSettings,
         going_away: watch::Receiver<bool>,
     ) -> Self {
         let users = Occupancy::new(settings.max_sockets_per_user);
-        Sockets { schema, store, bus, limits, documents, settings, going_away, users }
+        Sockets { schema, store, bus, limits, documents, persisted, settings, going_away, users }
     }
 
     /// Serves one upgraded socket until it closes.
@@ -217,7 +220,19 @@ impl SocketExecutor {
                 format!("a socket may run at most {most} operations at once; complete one first"),
             ));
         }
+        let persisted_query = request.extensions.get("persistedQuery").and_then(|value| value.clone().into_json().ok());
+        let query = std::mem::take(&mut request.query);
+        let lookup = Lookup {
+            query: (!query.is_empty()).then_some(query),
+            document_id: None,
+            persisted_query: persisted_query.as_ref(),
+        };
+        let resolved = sockets.persisted.resolve(lookup)?;
+        request.query = resolved.document;
         sockets.documents.admit(&mut request)?;
+        if let Some(hash) = resolved.register {
+            sockets.persisted.register(hash, &request.query);
+        }
         let running = Running::start(&self.running);
         let request = request.data(Viewer { user: Some(user) }).data(new_loaders(sockets.store.clone()));
         Ok((request, running))
