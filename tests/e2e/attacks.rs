@@ -146,8 +146,11 @@ impl Target {
     }
 
     /// Posts as the attacker and returns the status and the JSON body.
+    /// Posts as a client of `application/graphql-response+json`, for which a
+    /// refused document is a `400`.
     async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut request = self.attacker.post(self.url()).json(body);
+        let mut request =
+            self.attacker.post(self.url()).header("accept", "application/graphql-response+json").json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -260,6 +263,7 @@ async fn deep_nesting(target: &Target) {
             .post(target.url())
             .bearer_auth(&target.assistant)
             .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json")
             .body(body)
             .send()
             .await

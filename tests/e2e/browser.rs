@@ -38,7 +38,7 @@ async fn graphiql_renders_with_no_network_but_the_servers_own() {
 #[tokio::test]
 async fn the_page_and_every_file_it_loads_come_from_the_server_itself() {
     let app = spawn_app(Backend::Sqlite).await.expect("SQLite needs no configuration");
-    let page = app.get("/graphql").await;
+    let page = app.page("/graphql").await;
     assert_eq!(page.status(), 200, "GET /graphql");
     let policy = page.headers().get("content-security-policy").and_then(|value| value.to_str().ok());
     assert!(policy.is_some_and(|policy| policy.starts_with("default-src 'none';")), "the page's policy: {policy:?}");
@@ -62,7 +62,7 @@ async fn graphiql_fetches_the_schema_from_the_server() {
         return;
     }
     let app = spawn_app(Backend::Sqlite).await.expect("SQLite needs no configuration");
-    let dom = dom_after_scripts(&format!("{}/graphql?query=%7B%20noSuchField%20%7D", app.address)).await;
+    let dom = dom_after_scripts(&format!("{}/graphql#query=%7B%20noSuchField%20%7D", app.address)).await;
     assert!(dom.contains("noSuchField"), "the query from the link is not in the editor; the DOM:\n{dom}");
     assert!(
         dom.contains("CodeMirror-lint-mark-error"),

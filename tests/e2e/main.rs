@@ -21,6 +21,7 @@ mod cli;
 mod concurrency;
 mod corpus;
 mod crash;
+mod graphql_http;
 mod hostile_input;
 mod lifecycle;
 mod outage;

@@ -94,7 +94,7 @@ async fn the_probes_answer_and_graphiql_is_served() {
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200, "/readyz");
 
-    let graphiql = app.get("/graphql").await;
+    let graphiql = app.page("/graphql").await;
     assert_eq!(graphiql.status(), 200, "GET /graphql");
     let content_type = graphiql.headers().get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
     assert!(content_type.starts_with("text/html"), "GraphiQL is HTML: {content_type}");

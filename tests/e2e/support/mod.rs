@@ -101,6 +101,12 @@ impl TestApp {
         request.send().await.expect("the server should answer")
     }
 
+    /// A GET as a browser asks for a page (`Accept: text/html`).
+    pub async fn page(&self, path: &str) -> reqwest::Response {
+        let request = self.client.get(format!("{}{path}", self.address)).header("accept", "text/html");
+        request.send().await.expect("the server should answer")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("the server should answer")
     }

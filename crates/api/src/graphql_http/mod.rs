@@ -83,15 +83,15 @@ pub async fn post(
     }
     let gate = match Gate::open(&state, &headers, peer) {
         Ok(gate) => gate,
-        Err(response) => return response,
+        Err(refused) => return rate_limited(refused),
     };
     let batch = match params::from_body(&body) {
         Ok(batch) => batch,
         Err(problem) => return refusal(StatusCode::BAD_REQUEST, ApiError::new(ErrorCode::Validation, problem), media),
     };
-    match gate.identify(&state, media).await {
+    match gate.identify(&state).await {
         Ok(caller) => caller.run(&state, batch, Method::POST, media).await,
-        Err(response) => response,
+        Err(error) => refusal(StatusCode::SERVICE_UNAVAILABLE, error, media),
     }
 }
 
@@ -126,15 +126,15 @@ pub async fn get(
     }
     let gate = match Gate::open(&state, headers, peer) {
         Ok(gate) => gate,
-        Err(response) => return response,
+        Err(refused) => return rate_limited(refused),
     };
     let params = match params::from_url(query_string) {
         Ok(params) => params,
         Err(problem) => return refusal(StatusCode::BAD_REQUEST, ApiError::new(ErrorCode::Validation, problem), media),
     };
-    match gate.identify(&state, media).await {
+    match gate.identify(&state).await {
         Ok(caller) => caller.run(&state, Batch::Single(params), Method::GET, media).await,
-        Err(response) => response,
+        Err(error) => refusal(StatusCode::SERVICE_UNAVAILABLE, error, media),
     }
 }
 
@@ -147,26 +147,23 @@ struct Gate {
 }
 
 impl Gate {
-    fn open(state: &GraphqlState, headers: &HeaderMap, peer: SocketAddr) -> Result<Gate, Response> {
+    fn open(state: &GraphqlState, headers: &HeaderMap, peer: SocketAddr) -> Result<Gate, Refused> {
         let address = state.limits.client_address(headers, peer);
         let token = token_from_headers(headers);
         let digest = token.as_deref().map(token_digest);
         if !digest.as_deref().is_some_and(|digest| state.limits.is_known_token(digest))
             && let Err(refused) = state.limits.charge_address(address, 1)
         {
-            return Err(rate_limited(refused));
+            return Err(refused);
         }
         Ok(Gate { address, token, digest })
     }
 
     /// Finds the token's user.
-    async fn identify(self, state: &GraphqlState, media: MediaType) -> Result<Admitted, Response> {
+    async fn identify(self, state: &GraphqlState) -> Result<Admitted, ApiError> {
         let user = match self.token.as_deref() {
             None => None,
-            Some(token) => match state.store.user_by_token(token).await {
-                Ok(user) => user,
-                Err(error) => return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, error.into(), media)),
-            },
+            Some(token) => state.store.user_by_token(token).await?,
         };
         if let Some(digest) = &self.digest {
             state.limits.learn_token(digest, user.is_some());
