@@ -21,6 +21,7 @@
 mod negotiation;
 mod params;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use appeals_storage::Store;
@@ -224,8 +225,8 @@ enum Outcome {
     Executed(async_graphql::Response),
     /// It was refused before it ran: a request error, without `data`.
     Refused(Vec<ServerError>),
-    /// A mutation or subscription sent with GET.
-    NotAQuery(OperationType),
+    /// A mutation or subscription sent with GET, refused.
+    NotAQuery(Vec<ServerError>),
 }
 
 /// Finds the document, admits it and runs it.
@@ -251,7 +252,8 @@ async fn execute(state: &GraphqlState, viewer: &Viewer, mut params: Params, meth
         && let Some(kind) = operation_type(&mut request)
         && kind != OperationType::Query
     {
-        return Outcome::NotAQuery(kind);
+        let message = format!("a {kind} cannot run over GET, which must stay safe to repeat: send it with POST");
+        return Outcome::NotAQuery(vec![ApiError::new(ErrorCode::Validation, message).into()]);
     }
     if let Some(hash) = resolved.register {
         state.persisted.register(hash, &request.query);
@@ -291,22 +293,20 @@ struct Body<'a> {
     data: Option<&'a async_graphql::Value>,
     #[serde(skip_serializing_if = "<[ServerError]>::is_empty")]
     errors: &'a [ServerError],
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, async_graphql::Value>,
 }
 
 impl<'a> Body<'a> {
     fn of(outcome: &'a Outcome) -> Body<'a> {
-        static NONE: std::sync::OnceLock<std::collections::BTreeMap<String, async_graphql::Value>> =
-            std::sync::OnceLock::new();
+        static NONE: BTreeMap<String, async_graphql::Value> = BTreeMap::new();
         match outcome {
             Outcome::Executed(response) => {
                 Body { data: Some(&response.data), errors: &response.errors, extensions: &response.extensions }
             }
-            Outcome::Refused(errors) => {
-                Body { data: None, errors, extensions: NONE.get_or_init(std::collections::BTreeMap::new) }
+            Outcome::Refused(errors) | Outcome::NotAQuery(errors) => {
+                Body { data: None, errors, extensions: &NONE }
             }
-            Outcome::NotAQuery(_) => unreachable!("answered by answer_one before its body is written"),
         }
     }
 }
@@ -314,13 +314,7 @@ impl<'a> Body<'a> {
 /// The answer to one operation.
 fn answer_one(outcome: Outcome, media: MediaType, method: &Method, limit: usize) -> Response {
     let status = match &outcome {
-        Outcome::NotAQuery(kind) => {
-            let message = format!("a {kind} cannot run over GET, which must stay safe to repeat: send it with POST");
-            let mut response =
-                refusal(StatusCode::METHOD_NOT_ALLOWED, ApiError::new(ErrorCode::Validation, message), media);
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
+        Outcome::NotAQuery(_) => StatusCode::METHOD_NOT_ALLOWED,
         Outcome::Refused(errors) if errors.iter().any(is_not_in_list) => StatusCode::BAD_REQUEST,
         Outcome::Refused(_) if media == MediaType::GraphqlResponse => StatusCode::BAD_REQUEST,
         Outcome::Refused(_) | Outcome::Executed(_) => StatusCode::OK,
@@ -336,6 +330,9 @@ fn answer_one(outcome: Outcome, media: MediaType, method: &Method, limit: usize)
             response.headers_mut().insert(header::CACHE_CONTROL, value);
         }
         response.headers_mut().extend(executed.http_headers.clone());
+    }
+    if let Outcome::NotAQuery(_) = &outcome {
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
     if *method == Method::GET {
         // What a GET answers depends on who asks and for which media type.
@@ -372,7 +369,7 @@ fn too_large(limit: usize, media: MediaType) -> Response {
     let body = Body {
         data: Some(&async_graphql::Value::Null),
         errors: std::slice::from_ref(&error),
-        extensions: &std::collections::BTreeMap::new(),
+        extensions: &BTreeMap::new(),
     };
     encode(&body, StatusCode::OK, media, usize::MAX)
         .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
