@@ -33,3 +33,4 @@ mod schema;
 mod service;
 mod statements;
 mod subscriptions;
+mod tracing;
