@@ -34,3 +34,4 @@ mod schema;
 mod service;
 mod statements;
 mod subscriptions;
+mod tracing;

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use appeals_storage::{Store, database};
 use axum::Router;
@@ -20,7 +20,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
+use tracing::Span;
 
 use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
@@ -34,6 +35,7 @@ use crate::persisted::PersistedDocuments;
 use crate::rate_limit::CallerLimits;
 use crate::schema;
 use crate::telemetry;
+use crate::traces;
 use crate::websocket::Sockets;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -183,11 +185,31 @@ fn router(state: GraphqlState, hooks: HookState, config: &ServerConfig) -> Route
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let request_id = request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
+            |response: &Response, latency: Duration, span: &Span| {
+                traces::record_response(span, response.status());
+                DefaultOnResponse::default().on_response(response, latency, span);
+            },
+        ))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The span of one request: its method, path (never its query string, which
+/// may carry a GraphQL request's variables) and id, continuing the caller's
+/// trace when traces are on.
+fn request_span(request: &Request) -> Span {
+    let request_id = request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("-");
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+    );
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    traces::continue_trace(&span, request.method().as_str(), route, request.headers());
+    span
 }
 
 /// Counts requests and their latencies by route and status.

@@ -31,6 +31,9 @@ use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::{Instrument, Span};
+
+use crate::traces;
 
 /// Why a Telegram or MAX reply whose attempt ended without an answer is not
 /// sent again.
@@ -115,7 +118,11 @@ impl Worker {
                 }
                 continue;
             }
-            join_all(due.into_iter().map(|reply| self.deliver(reply))).await;
+            join_all(due.into_iter().map(|reply| {
+                let span = delivery_span(&reply);
+                self.deliver(reply).instrument(span)
+            }))
+            .await;
         }
     }
 
@@ -191,6 +198,7 @@ impl Worker {
             Platform::Vk => &self.settings.vk_api_url,
             Platform::Max => &self.settings.max_api_url,
         };
+        let span = call_span(base);
         let url = format!("{}{}", base.trim_end_matches('/'), call.path);
         let mut request = self.client.post(url);
         for (name, value) in &call.headers {
@@ -200,16 +208,25 @@ impl Worker {
             OutboundBody::Json(json) => request.json(json),
             OutboundBody::Form(form) => request.form(form),
         };
-        let mut response = match request.send().await {
+        let mut response = match request.send().instrument(span.clone()).await {
             Ok(response) => response,
             // Only a connection that never opened is sure to have carried
             // nothing; a call that broke later may have been taken.
             Err(error) if error.is_connect() || error.is_builder() => {
+                record_call_error(&span, &error);
                 return Attempt::NotSent(format!("could not reach the platform: {}", error.without_url()));
             }
-            Err(error) => return Attempt::Unconfirmed(format!("no answer from the platform: {}", error.without_url())),
+            Err(error) => {
+                record_call_error(&span, &error);
+                return Attempt::Unconfirmed(format!("no answer from the platform: {}", error.without_url()));
+            }
         };
         let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
+        if status >= 400 {
+            span.record("error.type", status.to_string().as_str());
+            span.record("otel.status_code", "error");
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -227,12 +244,58 @@ impl Worker {
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    record_call_error(&span, &error);
                     return Attempt::Unconfirmed(format!("the platform's answer broke off: {}", error.without_url()));
                 }
             }
         }
         Attempt::Answered(classify(target, status, retry_after.as_deref(), &body))
     }
+}
+
+/// The span of one reply's delivery, when traces are on: the parent of its
+/// calls and statements. (Off, the worker's log lines stay as they were.)
+fn delivery_span(due: &DueReply) -> Span {
+    if !traces::are_on() {
+        return Span::none();
+    }
+    tracing::info_span!("deliver reply", reply = %due.id, platform = ?due.target.platform())
+}
+
+/// A client span for one call to a platform's API, when traces are on. It names
+/// the host and never the URL: Telegram's path holds the bot token, and VK's
+/// query string the access token.
+fn call_span(base: &str) -> Span {
+    if !traces::are_on() {
+        return Span::none();
+    }
+    let url = reqwest::Url::parse(base).ok();
+    let host = url.as_ref().and_then(|url| url.host_str()).unwrap_or_default().to_owned();
+    let port = url.as_ref().and_then(reqwest::Url::port_or_known_default).unwrap_or_default();
+    tracing::info_span!(
+        "POST",
+        otel.kind = "client",
+        http.request.method = "POST",
+        server.address = host.as_str(),
+        server.port = port,
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Marks a call's span failed by the kind of error: never its message, which
+/// may name the URL.
+fn record_call_error(span: &Span, error: &reqwest::Error) {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
+    span.record("error.type", kind);
+    span.record("otel.status_code", "error");
 }
 
 /// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s … up to 10 minutes.

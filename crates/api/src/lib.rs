@@ -23,6 +23,7 @@
 //! - [`occupancy`]: places held per key, with a cap (connections, sockets).
 //! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.
+//! - [`traces`]: OpenTelemetry traces, when an OTLP endpoint is configured.
 //! - [`cli`]: `migrate`, `user add`, `municipality list`, `channel set`,
 //!   `audit verify`, `documents manifest`, `completions`; [`exit`]: the statuses they exit with.
 
@@ -46,6 +47,7 @@ pub mod rate_limit;
 pub mod response_order;
 pub mod schema;
 pub mod telemetry;
+pub mod traces;
 pub mod websocket;
 
 use std::process::ExitCode;
@@ -54,18 +56,24 @@ pub use app::Application;
 pub use config::ServerConfig;
 
 use config::{AuditCommand, ChannelCommand, Cli, Command, DocumentsCommand, MunicipalityCommand, UserCommand};
+use traces::Traces;
 
 /// Runs the command line: what `main` does.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // The server logs what it does; the one-shot commands speak through their
     // output and log only what goes wrong.
-    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    telemetry::init_logging(cli.log_format, default_level);
+    let serving = matches!(cli.command, Command::Serve(_));
+    let default_level = if serving { "info" } else { "warn" };
+    // Only the server is traced: a one-shot command has no requests.
+    let traces = if serving { Traces::start_from_env()? } else { None };
+    telemetry::init_logging(cli.log_format, default_level, traces.as_ref());
     match cli.command {
         Command::Serve(args) => {
-            let application = Application::build(ServerConfig::from(*args)).await?;
-            application.run_until_stopped().await?;
-            Ok(ExitCode::SUCCESS)
+            let served = serve(ServerConfig::from(*args)).await;
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            served
         }
         Command::Migrate(args) => cli::migrate(args).await,
         Command::User(UserCommand::Add(args)) => cli::add_user(args).await,
@@ -75,4 +83,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => Ok(cli::completions(args)),
         Command::Documents(DocumentsCommand::Manifest(args)) => cli::documents_manifest(args),
     }
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
+    let application = Application::build(config).await?;
+    application.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
 }

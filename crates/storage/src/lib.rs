@@ -22,6 +22,7 @@
 //! - [`audit`]: verifying hash chains and their keyed seals, and sealing a
 //!   history written without a key.
 //! - [`import`]: bulk loading of appeals built elsewhere, with their histories.
+//! - [`statements`]: every SQL statement as it finishes, for the API's traces.
 //! - [`testing`]: throwaway databases for tests, and `on_both_databases!`.
 //! - `entity`, `records` (private): rows, and their mapping to domain values.
 
@@ -44,6 +45,7 @@ pub mod error;
 pub mod import;
 pub mod queries;
 mod records;
+pub mod statements;
 pub mod testing;
 
 pub use appeals::{Changed, Submitted};
@@ -90,7 +92,8 @@ impl Store {
 
     /// A store on an open, migrated connection, with the default policy and the
     /// system clock. Every SQL statement it runs is counted (see
-    /// [`Store::statements_executed`]) and timed in the `appeals_sql_*` metrics.
+    /// [`Store::statements_executed`]), timed in the `appeals_sql_*` metrics and
+    /// shown to the process's [`statements`] observer.
     pub fn new(mut db: DatabaseConnection) -> Store {
         let statements = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&statements);
@@ -101,6 +104,7 @@ impl Store {
             metrics::counter!("appeals_sql_statements_total", "failed" => if info.failed { "true" } else { "false" })
                 .increment(1);
             metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
+            crate::statements::report(info);
         });
         Store {
             db,

@@ -6,8 +6,11 @@
 //! `TEST_LOG=1` (any non-empty value) shows the servers' logs: the in-process
 //! servers log to the test's output at `RUST_LOG` (default `info`), and each
 //! binary's log is printed when it stops. Without it the output stays quiet,
-//! except that a binary's log is printed when its test panics.
+//! except that a binary's log is printed when its test panics. [`collector`] is
+//! an OpenTelemetry collector for the tracing tests, [`platforms`] the
+//! Telegram, VK and MAX APIs for the channel tests.
 
+pub mod collector;
 pub mod platforms;
 pub mod process;
 

@@ -2,8 +2,9 @@
 //! built once per test run, run once for a command of its command line
 //! ([`run_command`]), or started with `appeals serve` on a port of its own
 //! ([`ServerProcess`]), killed with SIGKILL and started again on the same port and
-//! database, as an operator's supervisor would. Only the flags given here
-//! configure it: the `APPEALS_*` variables of the test run are not passed on.
+//! database, as an operator's supervisor would. Only the flags and variables
+//! given here configure it: the `APPEALS_*` and `OTEL_*` variables of the test
+//! run are not passed on.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -62,8 +63,13 @@ pub fn appeals_binary() -> &'static Path {
 /// Runs `appeals ARGS --database-url URL` to its end and returns its exit status
 /// and what it printed.
 pub fn run_command(database_url: &str, args: &[&str]) -> Output {
+    run_command_with_env(database_url, args, &[])
+}
+
+/// As [`run_command`], with the variables `env` set.
+pub fn run_command_with_env(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = appeals_command();
-    command.args(args).args(["--database-url", database_url]);
+    command.args(args).args(["--database-url", database_url]).envs(env.iter().copied());
     command.output().expect("the binary should start")
 }
 
@@ -105,6 +111,7 @@ pub struct ServerProcess {
     port: u16,
     database_url: String,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
     starts: u32,
 }
@@ -113,6 +120,11 @@ impl ServerProcess {
     /// Starts `appeals serve --listen 127.0.0.1:PORT --database-url URL
     /// [extra_args]` on a free port and waits until `/healthz` answers.
     pub async fn start(database_url: &str, extra_args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(database_url, extra_args, &[]).await
+    }
+
+    /// As [`ServerProcess::start`], with the variables `env` set, in every start.
+    pub async fn start_with_env(database_url: &str, extra_args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("appeals-process-{}-{port}.log", uuid::Uuid::new_v4().simple()));
         let mut server = ServerProcess {
@@ -121,6 +133,7 @@ impl ServerProcess {
             port,
             database_url: database_url.to_owned(),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env: env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect(),
             log,
             starts: 0,
         };
@@ -222,6 +235,7 @@ impl ServerProcess {
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--database-url", &self.database_url])
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -284,12 +298,13 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A command running [`appeals_binary`] without the `APPEALS_*` variables of the
-/// test run, so that only the flags the test gives configure it.
+/// A command running [`appeals_binary`] without the `APPEALS_*` and `OTEL_*`
+/// variables of the test run, so that only what the test gives configures it.
 fn appeals_command() -> Command {
     let mut command = Command::new(appeals_binary());
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("APPEALS_") {
+        let configures = ["APPEALS_", "OTEL_"].iter().any(|prefix| name.to_string_lossy().starts_with(prefix));
+        if configures {
             command.env_remove(name);
         }
     }

@@ -304,9 +304,7 @@ impl<'a> Body<'a> {
             Outcome::Executed(response) => {
                 Body { data: Some(&response.data), errors: &response.errors, extensions: &response.extensions }
             }
-            Outcome::Refused(errors) | Outcome::NotAQuery(errors) => {
-                Body { data: None, errors, extensions: &NONE }
-            }
+            Outcome::Refused(errors) | Outcome::NotAQuery(errors) => Body { data: None, errors, extensions: &NONE },
         }
     }
 }
@@ -401,9 +399,11 @@ async fn upgrade(state: GraphqlState, peer: SocketAddr, request: Request) -> Res
         .max_message_size(state.body_limit)
         .max_frame_size(state.body_limit);
     let sockets = state.sockets;
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| sockets.serve(socket, protocol, header_token, address))
+    // The socket's operations join the upgrade request's trace.
+    let span = crate::traces::socket_parent();
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        tracing::Instrument::instrument(sockets.serve(socket, protocol, header_token, address), span)
+    })
 }
 
 /// 429 with `Retry-After`.

@@ -14,6 +14,7 @@ use async_graphql::Schema;
 
 use crate::budget::QueryBudget;
 use crate::notifications::EventBus;
+use crate::traces::{self, operation::OperationSpans};
 
 pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, subscription::SubscriptionRoot>;
 
@@ -35,16 +36,19 @@ impl Default for QueryLimits {
     }
 }
 
-/// Builds the schema served at `/graphql`.
+/// Builds the schema served at `/graphql`. Each operation has a span of its
+/// own when traces are on.
 pub fn build(store: Store, bus: EventBus, limits: QueryLimits) -> AppSchema {
-    Schema::build(query::QueryRoot::default(), mutation::MutationRoot::default(), subscription::SubscriptionRoot)
-        .data(store)
-        .data(bus)
-        .extension(limits.budget)
-        .limit_depth(limits.max_depth)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
-        .finish()
+    let schema =
+        Schema::build(query::QueryRoot::default(), mutation::MutationRoot::default(), subscription::SubscriptionRoot)
+            .data(store)
+            .data(bus)
+            .extension(limits.budget)
+            .limit_depth(limits.max_depth)
+            .limit_recursive_depth(32)
+            .limit_directives(16);
+    let schema = if traces::are_on() { schema.extension(OperationSpans) } else { schema };
+    schema.finish()
 }
 
 /// The schema's SDL, as `schema.graphql` holds it: everything introspection
