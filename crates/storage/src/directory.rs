@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TryInsertResult};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
+    TransactionTrait, TryInsertResult,
+};
 use sha2::{Digest, Sha256};
 
 use crate::Store;
@@ -72,16 +75,30 @@ pub fn token_digest(token: &str) -> String {
 }
 
 impl Store {
-    /// Every municipality, by code.
+    /// Every municipality, by code. Read once, then remembered: a municipality
+    /// never changes once created.
     pub async fn municipalities(&self) -> Result<Vec<Municipality>> {
+        match self.lookups().all_municipalities() {
+            Some(all) => Ok(all),
+            None => self.read_municipalities().await,
+        }
+    }
+
+    /// Reads every municipality from the database, and remembers them.
+    async fn read_municipalities(&self) -> Result<Vec<Municipality>> {
         let rows = municipality::Entity::find().order_by_asc(municipality::Column::Code).all(self.db()).await?;
-        Ok(rows.into_iter().map(Municipality::from).collect())
+        let all: Vec<Municipality> = rows.into_iter().map(Municipality::from).collect();
+        self.lookups().remember_municipalities(&all);
+        Ok(all)
     }
 
     pub async fn municipality_by_code(&self, code: &MunicipalityCode) -> Result<Option<Municipality>> {
-        let row =
-            municipality::Entity::find().filter(municipality::Column::Code.eq(code.as_str())).one(self.db()).await?;
-        Ok(row.map(Municipality::from))
+        if let Some(known) = self.lookups().municipality_by_code(code.as_str()) {
+            return Ok(Some(known));
+        }
+        // Not among those remembered: perhaps created since, by another process.
+        let all = self.read_municipalities().await?;
+        Ok(all.into_iter().find(|municipality| municipality.code == code.as_str()))
     }
 
     /// The municipality with `code`, or `Invalid` on `municipalityCode` (the
@@ -93,9 +110,13 @@ impl Store {
     }
 
     pub async fn municipalities_by_ids(&self, ids: &[MunicipalityId]) -> Result<Vec<Municipality>> {
-        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows = municipality::Entity::find().filter(municipality::Column::Id.is_in(ids)).all(self.db()).await?;
-        Ok(rows.into_iter().map(Municipality::from).collect())
+        let lookups = self.lookups();
+        let known: Option<Vec<Municipality>> = ids.iter().map(|id| lookups.municipality_by_id(*id)).collect();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let all = self.read_municipalities().await?;
+        Ok(all.into_iter().filter(|municipality| ids.contains(&municipality.id)).collect())
     }
 
     /// Creates a municipality; its code must be new (`VALIDATION` otherwise).
@@ -111,7 +132,10 @@ impl Store {
             .exec_with_returning(self.db())
             .await;
         match inserted {
-            Ok(row) => Ok(row.into()),
+            Ok(row) => {
+                self.read_municipalities().await?;
+                Ok(row.into())
+            }
             Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => {
                 Err(InvalidInput::new("code", format!("the municipality `{code}` already exists")).into())
             }
@@ -155,14 +179,24 @@ impl Store {
         Ok((user, token))
     }
 
-    /// The active (not revoked) user that holds `token`, if any.
+    /// The active (not revoked) user that holds `token`, if any. Remembered
+    /// until revoked (see `lookups`); an unknown token is asked about every time.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>> {
+        let digest = token_digest(token);
+        if let Some(user) = self.lookups().user(&digest) {
+            return Ok(Some(user));
+        }
+        let seen = self.lookups().revocations();
         let row = app_user::Entity::find()
-            .filter(app_user::Column::TokenDigest.eq(token_digest(token)))
+            .filter(app_user::Column::TokenDigest.eq(digest.as_str()))
             .filter(app_user::Column::RevokedAt.is_null())
             .one(self.db())
             .await?;
-        row.map(User::try_from).transpose()
+        let user = row.map(User::try_from).transpose()?;
+        if let Some(user) = &user {
+            self.lookups().remember_user(digest, user, seen);
+        }
+        Ok(user)
     }
 
     pub async fn user(&self, id: UserId) -> Result<Option<User>> {
@@ -179,12 +213,27 @@ impl Store {
     /// Revokes a user: its token stops working from the next request on.
     /// Revoking twice keeps the first time.
     pub async fn revoke_user(&self, id: UserId) -> Result<User> {
+        let txn = self.db().begin().await?;
         app_user::Entity::update_many()
             .col_expr(app_user::Column::RevokedAt, Expr::value(self.now()))
             .filter(app_user::Column::Id.eq(id.as_uuid()))
             .filter(app_user::Column::RevokedAt.is_null())
-            .exec(self.db())
+            .exec(&txn)
             .await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // Every store on this database forgets the user as this commits.
+            let announce = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [crate::lookups::REVOCATIONS.into(), id.as_uuid().to_string().into()],
+            );
+            txn.execute_raw(announce).await?;
+        }
+        // Forgotten before the commit (so that no request reading the user now
+        // keeps it) and after it (so that none read before the commit is kept).
+        self.lookups().forget_user(id);
+        txn.commit().await?;
+        self.lookups().forget_user(id);
         self.user(id).await?.ok_or(StorageError::NotFound)
     }
 }

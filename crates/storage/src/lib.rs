@@ -11,7 +11,8 @@
 //!   write and read transactions.
 //! - [`Store`]: the handle everything below hangs off, with the deadline policy and
 //!   the clock.
-//! - [`directory`]: municipalities, users, tokens.
+//! - [`directory`]: municipalities, users, tokens; `lookups` (private) remembers
+//!   them between requests.
 //! - [`appeals`]: idempotent intake, registration numbers, commands.
 //! - [`channels`]: Telegram, VK and MAX: settings, residents' messages taken in
 //!   from webhooks, and the outbox of replies to them.
@@ -43,6 +44,7 @@ pub mod directory;
 mod entity;
 pub mod error;
 pub mod import;
+mod lookups;
 pub mod queries;
 mod records;
 pub mod statements;
@@ -80,6 +82,8 @@ pub struct Store {
     /// Woken when a reply is queued, so the delivery worker need not wait for
     /// its next poll.
     outbox_signal: Arc<Notify>,
+    /// Municipalities and users by token, remembered between requests.
+    lookups: Arc<lookups::Lookups>,
 }
 
 impl Store {
@@ -106,6 +110,13 @@ impl Store {
             metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
             crate::statements::report(info);
         });
+        // PostgreSQL may have other stores revoking users: this one keeps users
+        // only while it hears their revocations (see `lookups`).
+        let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let lookups = Arc::new(lookups::Lookups::new(!postgres));
+        if postgres && tokio::runtime::Handle::try_current().is_ok() {
+            lookups::listen_for_revocations(db.get_postgres_connection_pool().clone(), Arc::downgrade(&lookups));
+        }
         Store {
             db,
             policy: DeadlinePolicy::default(),
@@ -114,6 +125,7 @@ impl Store {
             audit_key: None,
             local_offset: DEFAULT_LOCAL_OFFSET,
             outbox_signal: Arc::new(Notify::new()),
+            lookups,
         }
     }
 
@@ -187,5 +199,9 @@ impl Store {
 
     pub(crate) fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub(crate) fn lookups(&self) -> &lookups::Lookups {
+        &self.lookups
     }
 }

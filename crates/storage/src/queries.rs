@@ -91,6 +91,33 @@ impl Cursor {
     }
 }
 
+/// The appeals matching `condition` after `after`, newest first, at most
+/// `first` of them, and whether more follow (one row more is read to tell).
+async fn page(
+    db: &impl ConnectionTrait,
+    mut condition: Condition,
+    first: u64,
+    after: Option<Cursor>,
+) -> Result<(Vec<Appeal>, bool)> {
+    if let Some(cursor) = after {
+        // A row comparison, which both databases answer from the
+        // (received_at, id) indexes as one range.
+        let position = Expr::tuple([Expr::col(appeal::Column::ReceivedAt), Expr::col(appeal::Column::Id)]);
+        let cursor = Expr::tuple([Expr::value(cursor.received_at), Expr::value(cursor.id.as_uuid())]);
+        condition = condition.add(position.lt(cursor));
+    }
+    let rows = appeal::Entity::find()
+        .filter(condition)
+        .order_by_desc(appeal::Column::ReceivedAt)
+        .order_by_desc(appeal::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    let appeals = rows.into_iter().take(first as usize).map(Appeal::try_from).collect::<Result<Vec<_>>>()?;
+    Ok((appeals, has_next_page))
+}
+
 /// One page of the list.
 #[derive(Debug, Clone)]
 pub struct AppealPage {
@@ -135,22 +162,8 @@ impl Store {
         let Some((condition, municipality)) = self.filter_condition(scope, filter).await? else {
             return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
         };
-        let mut page_condition = condition.clone();
-        if let Some(cursor) = after {
-            // A row comparison, which both databases answer from the
-            // (received_at, id) indexes as one range.
-            let position = Expr::tuple([Expr::col(appeal::Column::ReceivedAt), Expr::col(appeal::Column::Id)]);
-            let cursor = Expr::tuple([Expr::value(cursor.received_at), Expr::value(cursor.id.as_uuid())]);
-            page_condition = page_condition.add(position.lt(cursor));
-        }
         let txn = begin_read(self.db()).await?;
-        let rows = appeal::Entity::find()
-            .filter(page_condition)
-            .order_by_desc(appeal::Column::ReceivedAt)
-            .order_by_desc(appeal::Column::Id)
-            .limit(first + 1)
-            .all(&txn)
-            .await?;
+        let (appeals, has_next_page) = page(&txn, condition.clone(), first, after).await?;
         // Counted from the dashboard's running totals when they can tell, as
         // they can for a municipality and a status; by counting rows otherwise.
         let total_count = match filter.counted_by_tallies() {
@@ -158,9 +171,22 @@ impl Store {
             false => appeal::Entity::find().filter(condition).count(&txn).await?,
         };
         txn.commit().await?;
-        let has_next_page = rows.len() as u64 > first;
-        let appeals = rows.into_iter().take(first as usize).map(Appeal::try_from).collect::<Result<Vec<_>>>()?;
         Ok(AppealPage { appeals, has_next_page, total_count })
+    }
+
+    /// As [`Store::list_appeals`] without the total: one statement, outside any
+    /// transaction. Whether there is a next page comes from the same statement.
+    pub async fn list_appeals_uncounted(
+        &self,
+        scope: Scope,
+        filter: &AppealFilter,
+        first: u64,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Appeal>, bool)> {
+        let Some((condition, _)) = self.filter_condition(scope, filter).await? else {
+            return Ok((Vec::new(), false));
+        };
+        page(self.db(), condition, first, after).await
     }
 
     /// The SQL condition for `filter` within `scope`, and the one municipality

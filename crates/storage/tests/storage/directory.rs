@@ -280,3 +280,31 @@ async fn a_statement_outliving_the_pools_statement_timeout_is_cancelled(backend:
         pool.execute_unprepared("SELECT 1").await.expect("the pool opens on SQLite");
     }
 }
+
+/// Two stores on one PostgreSQL database, as two replicas are: a user one store
+/// remembers is forgotten by it as soon as the other revokes it, so the token
+/// stops working everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_store_is_heard_by_every_store_on_postgres() {
+    let Some(database) = ThrowawayDatabase::create(Backend::Postgres).await else { return };
+    let here = open_store(&database).await;
+    let there = open_store(&database).await;
+    let (user, token) = here.create_user(name("Глава"), Role::Head, Some(&code("tomsk"))).await.expect("a head");
+    // Each store is listening once it keeps users; until then it asks every time.
+    for _ in 0..3 {
+        assert_eq!(here.user_by_token(token.expose()).await.expect("a lookup"), Some(user.clone()));
+        assert_eq!(there.user_by_token(token.expose()).await.expect("a lookup"), Some(user.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let statements = here.statements_executed();
+    assert_eq!(here.user_by_token(token.expose()).await.expect("a lookup"), Some(user.clone()));
+    assert_eq!(here.statements_executed(), statements, "a known token is answered from memory");
+
+    there.revoke_user(user.id).await.expect("revoked over there");
+    assert_eq!(there.user_by_token(token.expose()).await.expect("a lookup"), None, "at once where it was revoked");
+    let revoked = std::time::Instant::now();
+    while here.user_by_token(token.expose()).await.expect("a lookup").is_some() {
+        assert!(revoked.elapsed() < std::time::Duration::from_secs(2), "the other store still accepts the token");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

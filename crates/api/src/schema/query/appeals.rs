@@ -90,18 +90,26 @@ impl AppealsQuery {
         }
         let after = after.as_deref().map(Cursor::decode).transpose()?;
         let filter = AppealFilter::try_from(filter.unwrap_or_default())?;
-        let page = store(ctx)?.list_appeals(scope, &filter, first as u64, after).await?;
-        prefetch_municipalities(ctx, &page.appeals).await?;
-        let edges: Vec<AppealEdge> = page
-            .appeals
+        // The total costs a statement (and a transaction around both) of its own:
+        // only when it is asked for.
+        let store = store(ctx)?;
+        let (appeals, has_next_page, total_count) = if ctx.look_ahead().field("totalCount").exists() {
+            let page = store.list_appeals(scope, &filter, first as u64, after).await?;
+            (page.appeals, page.has_next_page, page.total_count)
+        } else {
+            let (appeals, has_next_page) = store.list_appeals_uncounted(scope, &filter, first as u64, after).await?;
+            (appeals, has_next_page, 0)
+        };
+        prefetch_municipalities(ctx, &appeals).await?;
+        let edges: Vec<AppealEdge> = appeals
             .into_iter()
             .map(|appeal| AppealEdge { cursor: Cursor::of(&appeal).encode(), node: AppealNode(appeal) })
             .collect();
         let end_cursor = edges.last().map(|edge| edge.cursor.clone());
         Ok(AppealConnection {
             edges,
-            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor },
-            total_count: page.total_count,
+            page_info: PageInfo { has_next_page, end_cursor },
+            total_count,
         })
     }
 }
