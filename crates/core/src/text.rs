@@ -38,21 +38,22 @@ enum Form {
     Verbatim,
 }
 
-/// The NFC (composed) form of `text`.
+/// The NFC (composed) form of `text`. Most text is NFC already (everything
+/// read back from the database is), which a quick check tells without
+/// composing it again.
 pub fn normalize(text: &str) -> String {
-    text.nfc().collect()
+    match unicode_normalization::is_nfc_quick(text.chars()) {
+        unicode_normalization::IsNormalized::Yes => text.to_owned(),
+        _ => text.nfc().collect(),
+    }
 }
 
 /// Trims `raw`, brings it to `form`, and checks it is non-empty, at most
 /// `max_chars` long, and has no control characters other than line breaks and tabs.
 fn bounded(field: &'static str, raw: &str, max_chars: usize, form: Form) -> Result<String, InvalidInput> {
-    let composed;
     let trimmed = match form {
-        Form::Composed => {
-            composed = normalize(raw.trim());
-            composed.as_str()
-        }
-        Form::Verbatim => raw.trim(),
+        Form::Composed => normalize(raw.trim()),
+        Form::Verbatim => raw.trim().to_owned(),
     };
     if trimmed.chars().all(is_invisible) {
         return Err(InvalidInput::new(field, "must not be empty"));
@@ -64,7 +65,7 @@ fn bounded(field: &'static str, raw: &str, max_chars: usize, form: Form) -> Resu
     if let Some(bad) = trimmed.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
         return Err(InvalidInput::new(field, format!("must not contain the control character U+{:04X}", bad as u32)));
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 /// Characters that show nothing: whitespace, zero-width spaces and joiners,
