@@ -106,11 +106,7 @@ impl AppealsQuery {
             .map(|appeal| AppealEdge { cursor: Cursor::of(&appeal).encode(), node: AppealNode(appeal) })
             .collect();
         let end_cursor = edges.last().map(|edge| edge.cursor.clone());
-        Ok(AppealConnection {
-            edges,
-            page_info: PageInfo { has_next_page, end_cursor },
-            total_count,
-        })
+        Ok(AppealConnection { edges, page_info: PageInfo { has_next_page, end_cursor }, total_count })
     }
 }
 
