@@ -28,6 +28,7 @@ on_both_databases!(
     automatic_persisted_queries_follow_apollos_protocol,
     a_hash_that_is_not_its_documents_is_refused_and_never_stored,
     trusted_documents_run_and_nothing_else_does,
+    a_flood_of_registrations_and_headers_is_bounded_and_others_are_served,
 );
 
 /// What came back: status, `Content-Type`, and the body as JSON (`Null` when it
@@ -309,7 +310,7 @@ fn apq(query: &str) -> Value {
 }
 
 fn hex(document: &str) -> String {
-    sha256(document).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(sha256(document))
 }
 
 async fn automatic_persisted_queries_follow_apollos_protocol(backend: Backend) {
@@ -394,6 +395,50 @@ async fn a_hash_that_is_not_its_documents_is_refused_and_never_stored(backend: B
     assert_eq!(error_code(&post(&app, None, Some(&victim), &bad).await.body), Some("VALIDATION"));
     let version = json!({ "extensions": { "persistedQuery": { "version": 2, "sha256Hash": hex(wanted) } } });
     assert_eq!(error_code(&post(&app, None, Some(&victim), &version).await.body), Some("VALIDATION"));
+}
+
+/// The worst a client can send these parts: a thousand distinct documents to
+/// register, and an `Accept` header of thousands of media ranges.
+async fn a_flood_of_registrations_and_headers_is_bounded_and_others_are_served(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.disable_rate_limits();
+        config.persisted.apq_cache_bytes = 4 * 1024;
+    })
+    .await
+    else {
+        return;
+    };
+    let flooder = app.token(Role::Assistant, Some("tomsk")).await;
+    let other = app.token(Role::Head, Some("tomsk")).await;
+    let documents: Vec<String> = (0..1_000).map(|n| format!("query Flood{n} {{ me {{ id }} }}")).collect();
+    for document in &documents {
+        let registered =
+            post(&app, None, Some(&flooder), &json!({ "query": document, "extensions": apq(document) })).await;
+        assert!(registered.body.get("errors").is_none(), "{}", registered.body);
+    }
+    // 4 KiB holds the last hundred or so: the first ones were dropped.
+    let first = post(&app, None, Some(&flooder), &json!({ "extensions": apq(&documents[0]) })).await;
+    assert_eq!(error_code(&first.body), Some("PERSISTED_QUERY_NOT_FOUND"), "{}", first.body);
+    let last = post(&app, None, Some(&flooder), &json!({ "extensions": apq(&documents[999]) })).await;
+    assert!(last.body.get("errors").is_none(), "the latest registration is kept: {}", last.body);
+
+    let ranges = vec!["text/x-flood;q=0.1"; 5_000].join(",");
+    let flooded = send(
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .header("content-type", "application/json")
+            .header("accept", format!("{ranges},application/json"))
+            .body(json!({ "query": "{ __typename }" }).to_string()),
+    )
+    .await;
+    assert!(
+        [StatusCode::OK, StatusCode::NOT_ACCEPTABLE, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE]
+            .contains(&flooded.status),
+        "a flooded Accept header is answered: {}",
+        flooded.status
+    );
+    let served = post(&app, Some(GRAPHQL_RESPONSE), Some(&other), &json!({ "query": "{ me { role } }" })).await;
+    assert_eq!(served.body["data"]["me"]["role"], "HEAD", "another client is served: {}", served.body);
 }
 
 fn manifest_path() -> std::path::PathBuf {

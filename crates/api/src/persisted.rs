@@ -17,8 +17,8 @@
 //! A document is registered only after it has passed admission
 //! ([`crate::admission`]), so the cache holds nothing the server would refuse.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
@@ -88,38 +88,89 @@ impl TrustedDocuments {
 /// The manifest of `documents`: a JSON object from each one's hex SHA-256 to its
 /// text, ordered by hash, one entry a line.
 pub fn manifest<'a>(documents: impl IntoIterator<Item = &'a str>) -> String {
-    let entries: std::collections::BTreeMap<String, &str> =
+    let entries: BTreeMap<String, &str> =
         documents.into_iter().map(|document| (hex::encode(sha256(document)), document)).collect();
     serde_json::to_string_pretty(&entries).unwrap_or_default()
 }
 
 /// Reads `.graphql` files, and the `.graphql` files of folders (not their
-/// subfolders), in order of their paths: each is one document.
-pub fn read_documents(paths: &[std::path::PathBuf]) -> Result<Vec<(std::path::PathBuf, String)>, String> {
+/// subfolders), in order of their paths: each is one operation, a document of
+/// its own. A folder's `fragments/` subfolder holds fragments they share, one
+/// per file: each document gets, after its own text, every shared fragment it
+/// spreads (directly or through another fragment), in the order of their names.
+pub fn read_documents(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
     let mut files = Vec::new();
+    let mut shared = BTreeMap::new();
     for path in paths {
-        if path.is_dir() {
-            let entries =
-                std::fs::read_dir(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            let mut found: Vec<_> = entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| path.extension().is_some_and(|extension| extension == "graphql"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
+        if !path.is_dir() {
             files.push(path.clone());
+            continue;
+        }
+        files.extend(graphql_files(path)?);
+        let fragments = path.join("fragments");
+        if fragments.is_dir() {
+            for file in graphql_files(&fragments)? {
+                // A fragment alone is no executable document: it is parsed with
+                // each document that uses it.
+                let text = read_document(&file)?;
+                let name = match text.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["fragment", name, "on", ..] => name.to_owned(),
+                    _ => return Err(format!("{} does not start `fragment Name on Type`", file.display())),
+                };
+                shared.insert(name, text);
+            }
         }
     }
     files
         .into_iter()
         .map(|path| {
-            let text =
-                std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            async_graphql::parser::parse_query(&text)
+            let document = with_shared_fragments(read_document(&path)?, &shared);
+            async_graphql::parser::parse_query(&document)
                 .map_err(|error| format!("{} does not parse: {error}", path.display()))?;
-            Ok((path, text))
+            Ok((path, document))
+        })
+        .collect()
+}
+
+fn graphql_files(folder: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(folder).map_err(|error| format!("cannot read {}: {error}", folder.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "graphql"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn read_document(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+}
+
+/// `text` followed by the shared fragments it needs and does not define itself.
+fn with_shared_fragments(text: String, shared: &BTreeMap<String, String>) -> String {
+    let mut needed = std::collections::BTreeSet::new();
+    let mut pending: Vec<String> = spreads(&text);
+    while let Some(name) = pending.pop() {
+        let defined_here = text.contains(&format!("fragment {name} "));
+        if let Some(fragment) = shared.get(&name).filter(|_| !defined_here)
+            && needed.insert(name)
+        {
+            pending.extend(spreads(fragment));
+        }
+    }
+    needed.iter().fold(text, |document, name| format!("{document}\n{}", shared[name]))
+}
+
+/// The names of the fragments `text` spreads (`...Name`, not `... on Type`).
+fn spreads(text: &str) -> Vec<String> {
+    text.split("...")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start();
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let name = &rest[..end];
+            (!name.is_empty() && name != "on").then(|| name.to_owned())
         })
         .collect()
 }

@@ -183,10 +183,10 @@ impl Store {
     /// until revoked (see `lookups`); an unknown token is asked about every time.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>> {
         let digest = token_digest(token);
-        if let Some(user) = self.lookups().user(&digest) {
+        if let Some(user) = self.user_lookups().user(&digest) {
             return Ok(Some(user));
         }
-        let seen = self.lookups().revocations();
+        let seen = self.user_lookups().revocations();
         let row = app_user::Entity::find()
             .filter(app_user::Column::TokenDigest.eq(digest.as_str()))
             .filter(app_user::Column::RevokedAt.is_null())
@@ -194,7 +194,7 @@ impl Store {
             .await?;
         let user = row.map(User::try_from).transpose()?;
         if let Some(user) = &user {
-            self.lookups().remember_user(digest, user, seen);
+            self.user_lookups().remember_user(digest, user, seen);
         }
         Ok(user)
     }

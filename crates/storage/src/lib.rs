@@ -114,9 +114,6 @@ impl Store {
         // only while it hears their revocations (see `lookups`).
         let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
         let lookups = Arc::new(lookups::Lookups::new(!postgres));
-        if postgres && tokio::runtime::Handle::try_current().is_ok() {
-            lookups::listen_for_revocations(db.get_postgres_connection_pool().clone(), Arc::downgrade(&lookups));
-        }
         Store {
             db,
             policy: DeadlinePolicy::default(),
@@ -202,6 +199,17 @@ impl Store {
     }
 
     pub(crate) fn lookups(&self) -> &lookups::Lookups {
+        &self.lookups
+    }
+
+    /// The lookups of users by token. On PostgreSQL the first of them starts
+    /// listening for revocations, so a store that never looks a token up (a
+    /// one-shot command, the benchmark's floor) opens no listening connection.
+    pub(crate) fn user_lookups(&self) -> &lookups::Lookups {
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            let pool = self.db.get_postgres_connection_pool();
+            self.lookups.listen_once(|| lookups::listen_for_revocations(pool.clone(), Arc::downgrade(&self.lookups)));
+        }
         &self.lookups
     }
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Once, PoisonError, RwLock};
 
 use appeals_core::{MunicipalityId, UserId};
 use sea_orm::prelude::Uuid;
@@ -49,6 +49,8 @@ pub(crate) struct Lookups {
     /// the database is kept only if none came while it was read, as the one that
     /// came may be its own.
     revocations: AtomicU64,
+    /// Started the revocation listener (PostgreSQL).
+    listening: Once,
 }
 
 impl Lookups {
@@ -58,7 +60,13 @@ impl Lookups {
             users: RwLock::new(HashMap::new()),
             users_trusted: AtomicBool::new(users_trusted),
             revocations: AtomicU64::new(0),
+            listening: Once::new(),
         }
+    }
+
+    /// Runs `start` the first time it is called, and never again.
+    pub(crate) fn listen_once(&self, start: impl FnOnce()) {
+        self.listening.call_once(start);
     }
 
     pub(crate) fn municipality_by_code(&self, code: &str) -> Option<Municipality> {

@@ -169,19 +169,22 @@ impl Gate {
         if let Some(digest) = &self.digest {
             state.limits.learn_token(digest, user.is_some());
         }
-        let caller = user.as_ref().map_or(Caller::Address(self.address), |user| Caller::User(user.id));
-        Ok(Admitted { viewer: Viewer { user }, caller, address: self.address })
+        Ok(Admitted { viewer: Viewer { user }, address: self.address })
     }
 }
 
 /// A caller the rate limits let in, and who they are.
 struct Admitted {
     viewer: Viewer,
-    caller: Caller,
     address: IpAddr,
 }
 
 impl Admitted {
+    /// Whom the limits count: the user, or the address without one.
+    fn caller(&self) -> Caller {
+        self.viewer.user.as_ref().map_or(Caller::Address(self.address), |user| Caller::User(user.id))
+    }
+
     /// Charges the batch, holds a place among the caller's requests in flight,
     /// and runs each operation.
     async fn run(self, state: &GraphqlState, batch: Batch, method: Method, media: MediaType) -> Response {
@@ -198,7 +201,7 @@ impl Admitted {
         if let Err(refused) = charged {
             return rate_limited(refused);
         }
-        let _in_flight = match state.limits.enter(self.caller).await {
+        let _in_flight = match state.limits.enter(self.caller()).await {
             Ok(in_flight) => in_flight,
             Err(refused) => return rate_limited(refused),
         };
@@ -227,6 +230,8 @@ enum Outcome {
     Refused(Vec<ServerError>),
     /// A mutation or subscription sent with GET, refused.
     NotAQuery(Vec<ServerError>),
+    /// A document outside the trusted documents, refused.
+    Untrusted(Vec<ServerError>),
 }
 
 /// Finds the document, admits it and runs it.
@@ -238,6 +243,9 @@ async fn execute(state: &GraphqlState, viewer: &Viewer, mut params: Params, meth
     };
     let resolved = match state.persisted.resolve(lookup) {
         Ok(resolved) => resolved,
+        Err(error) if error.code == ErrorCode::PersistedQueryNotInList => {
+            return Outcome::Untrusted(vec![error.into()]);
+        }
         Err(error) => return Outcome::Refused(vec![error.into()]),
     };
     let mut request = async_graphql::Request::new(resolved.document);
@@ -297,14 +305,18 @@ struct Body<'a> {
     extensions: &'a BTreeMap<String, async_graphql::Value>,
 }
 
+/// No extensions.
+static NONE: BTreeMap<String, async_graphql::Value> = BTreeMap::new();
+
 impl<'a> Body<'a> {
     fn of(outcome: &'a Outcome) -> Body<'a> {
-        static NONE: BTreeMap<String, async_graphql::Value> = BTreeMap::new();
         match outcome {
             Outcome::Executed(response) => {
                 Body { data: Some(&response.data), errors: &response.errors, extensions: &response.extensions }
             }
-            Outcome::Refused(errors) | Outcome::NotAQuery(errors) => Body { data: None, errors, extensions: &NONE },
+            Outcome::Refused(errors) | Outcome::NotAQuery(errors) | Outcome::Untrusted(errors) => {
+                Body { data: None, errors, extensions: &NONE }
+            }
         }
     }
 }
@@ -313,7 +325,7 @@ impl<'a> Body<'a> {
 fn answer_one(outcome: Outcome, media: MediaType, method: &Method, limit: usize) -> Response {
     let status = match &outcome {
         Outcome::NotAQuery(_) => StatusCode::METHOD_NOT_ALLOWED,
-        Outcome::Refused(errors) if errors.iter().any(is_not_in_list) => StatusCode::BAD_REQUEST,
+        Outcome::Untrusted(_) => StatusCode::BAD_REQUEST,
         Outcome::Refused(_) if media == MediaType::GraphqlResponse => StatusCode::BAD_REQUEST,
         Outcome::Refused(_) | Outcome::Executed(_) => StatusCode::OK,
     };
@@ -364,18 +376,10 @@ fn encode(body: &impl Serialize, status: StatusCode, media: MediaType, limit: us
 fn too_large(limit: usize, media: MediaType) -> Response {
     let message = format!("the answer would be more than {limit} bytes: ask for fewer items or fields");
     let error: ServerError = ApiError::new(ErrorCode::QueryTooComplex, message).into();
-    let body = Body {
-        data: Some(&async_graphql::Value::Null),
-        errors: std::slice::from_ref(&error),
-        extensions: &BTreeMap::new(),
-    };
+    let body =
+        Body { data: Some(&async_graphql::Value::Null), errors: std::slice::from_ref(&error), extensions: &NONE };
     encode(&body, StatusCode::OK, media, usize::MAX)
         .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-fn is_not_in_list(error: &ServerError) -> bool {
-    error.extensions.as_ref().and_then(|extensions| extensions.get("code"))
-        == Some(&async_graphql::Value::from(ErrorCode::PersistedQueryNotInList.as_str()))
 }
 
 /// A `graphql-transport-ws` subscription.
