@@ -168,6 +168,11 @@ impl Worker for ApiWorker {
                 self.read(LIST, json!({ "first": PAGE, "filter": filter })).await
             }
             Scenario::ListSearch => self.read(LIST, json!({ "first": PAGE, "filter": { "text": SEARCH_TEXT } })).await,
+            Scenario::ListBesideSearch if self.index == 0 => {
+                self.read(LIST, json!({ "first": PAGE, "filter": { "text": SEARCH_TEXT } })).await?;
+                Ok(Sent::Beside)
+            }
+            Scenario::ListBesideSearch => self.read(LIST, json!({ "first": PAGE })).await,
             Scenario::Appeal => {
                 let id = texts::pick(&mut self.rng, &region.sample);
                 self.read(APPEAL, json!({ "id": id.to_string() })).await

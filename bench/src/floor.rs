@@ -444,6 +444,11 @@ impl Worker for FloorWorker {
                 let filter = ListFilter::Text(fold_for_search(SEARCH_TEXT));
                 self.floor.page(&filter, None).await.map(|_| Sent::Answered)
             }
+            Scenario::ListBesideSearch if self.index == 0 => {
+                let filter = ListFilter::Text(fold_for_search(SEARCH_TEXT));
+                self.floor.page(&filter, None).await.map(|_| Sent::Beside)
+            }
+            Scenario::ListBesideSearch => self.floor.page(&ListFilter::Everything, None).await.map(|_| Sent::Answered),
             Scenario::Appeal => {
                 let id = texts::pick(&mut self.rng, &self.shared.region.sample);
                 self.floor.appeal(id).await.map(|_| Sent::Answered)

@@ -19,6 +19,9 @@ pub trait Worker: Send + 'static {
 pub enum Sent {
     /// One request was answered.
     Answered,
+    /// One request was answered that is not measured: the load beside the
+    /// scenario's own requests.
+    Beside,
     /// The worker has nothing left to do (no fresh appeal remains).
     Exhausted,
 }
@@ -105,6 +108,7 @@ pub async fn drive<W: Worker>(
                     let answered_at = Instant::now();
                     match result {
                         Ok(Sent::Answered) => own.answers.push((sent_at, answered_at)),
+                        Ok(Sent::Beside) => {}
                         Ok(Sent::Exhausted) => {
                             own.exhausted = true;
                             break;

@@ -26,6 +26,10 @@ pub enum Scenario {
     ListFiltered,
     /// A case-insensitive Cyrillic text search over the region.
     ListSearch,
+    /// `list-first` while one of the clients runs the slowest query the API
+    /// accepts (the region's text search with its total) in a loop; only the
+    /// other clients' pages are measured.
+    ListBesideSearch,
     /// One appeal with its whole history and who did what.
     Appeal,
     /// The governor's dashboard over the whole region.
@@ -45,6 +49,7 @@ impl Scenario {
             Scenario::ListDeep => "list-deep",
             Scenario::ListFiltered => "list-filtered",
             Scenario::ListSearch => "list-search",
+            Scenario::ListBesideSearch => "list-beside-search",
             Scenario::Appeal => "appeal",
             Scenario::DashboardRegion => "dashboard-region",
             Scenario::DashboardMunicipality => "dashboard-municipality",

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod abandoned;
 mod attacks;
 mod browser;
 mod channel_crash;

@@ -222,7 +222,8 @@ async fn open_pool(url: &str, settings: PoolSettings) -> Result<DatabaseConnecti
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .pragma("cache_size", SQLITE_CACHE_SIZE)
-        });
+        })
+        .map_sqlx_sqlite_pool_opts(crate::abandon::with_sqlite_slots);
     if let Some(timeout) = settings.statement_timeout {
         let milliseconds = timeout.as_millis().max(1).to_string();
         options.map_sqlx_postgres_opts(move |postgres| postgres.options([("statement_timeout", milliseconds.clone())]));

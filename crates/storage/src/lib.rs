@@ -35,6 +35,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
+mod abandon;
 pub mod appeals;
 pub mod audit;
 pub mod channels;

@@ -12,6 +12,7 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
+use crate::abandon::CancellableRead;
 use crate::database::begin_read;
 use crate::entity::{appeal, appeal_event};
 use crate::error::Result;
@@ -37,7 +38,8 @@ pub struct AppealFilter {
 
 impl AppealFilter {
     /// Whether the dashboard's running totals know how many appeals match: they
-    /// count by municipality and status only.
+    /// count by municipality and status only. The other filters (a text above
+    /// all) may scan many rows, so their reads are [`CancellableRead`]s.
     fn counted_by_tallies(&self) -> bool {
         let AppealFilter {
             municipality_code: _,
@@ -162,15 +164,19 @@ impl Store {
         let Some((condition, municipality)) = self.filter_condition(scope, filter).await? else {
             return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
         };
-        let txn = begin_read(self.db()).await?;
-        let (appeals, has_next_page) = page(&txn, condition.clone(), first, after).await?;
         // Counted from the dashboard's running totals when they can tell, as
         // they can for a municipality and a status; by counting rows otherwise.
-        let total_count = match filter.counted_by_tallies() {
-            true => crate::dashboard::count(&txn, municipality, filter.status).await?,
-            false => appeal::Entity::find().filter(condition).count(&txn).await?,
-        };
-        txn.commit().await?;
+        if filter.counted_by_tallies() {
+            let txn = begin_read(self.db()).await?;
+            let (appeals, has_next_page) = page(&txn, condition, first, after).await?;
+            let total_count = crate::dashboard::count(&txn, municipality, filter.status).await?;
+            txn.commit().await?;
+            return Ok(AppealPage { appeals, has_next_page, total_count });
+        }
+        let read = CancellableRead::begin(self.db()).await?;
+        let (appeals, has_next_page) = page(read.txn(), condition.clone(), first, after).await?;
+        let total_count = appeal::Entity::find().filter(condition).count(read.txn()).await?;
+        read.commit().await?;
         Ok(AppealPage { appeals, has_next_page, total_count })
     }
 
@@ -186,7 +192,13 @@ impl Store {
         let Some((condition, _)) = self.filter_condition(scope, filter).await? else {
             return Ok((Vec::new(), false));
         };
-        page(self.db(), condition, first, after).await
+        if filter.counted_by_tallies() {
+            return page(self.db(), condition, first, after).await;
+        }
+        let read = CancellableRead::begin(self.db()).await?;
+        let found = page(read.txn(), condition, first, after).await?;
+        read.commit().await?;
+        Ok(found)
     }
 
     /// The SQL condition for `filter` within `scope`, and the one municipality

@@ -1,0 +1,236 @@
+//! Work a request abandons stops in the database too.
+//!
+//! A request is abandoned when its client goes away or its time runs out: the
+//! server drops its future, and with it the future of the statement it awaits.
+//! Dropping a future does not stop the database, though: the statement would run
+//! on to its end and hold its connection all the while, so that a handful of
+//! abandoned searches could take the whole pool. A read whose cost grows with the
+//! data (a search, a count over a filter) therefore runs as a [`CancellableRead`]:
+//! a read transaction that knows which database session runs it, and stops that
+//! session's statement when it is dropped unfinished.
+//!
+//! - **PostgreSQL**: the transaction first reads its backend's process id and
+//!   start time; when dropped unfinished it asks the database, on another
+//!   connection, to cancel the statement of that backend, but only while that
+//!   backend is still in the same transaction, so a statement of whoever uses the
+//!   connection next is never hit.
+//! - **SQLite**: each connection of the pool is given a [`Slot`] when it opens,
+//!   whose number the connection keeps in a temporary table, and a progress
+//!   handler that interrupts the running statement once the slot is marked. The
+//!   transaction reads its slot's number first; when dropped unfinished it marks
+//!   the slot, before the transaction's own rollback is queued; the rollback hook
+//!   clears the mark, so it reaches nothing after the abandoned transaction.
+//!
+//! Beyond this, every statement on PostgreSQL has the request timeout as its
+//! `statement_timeout` (`database.rs`), so no statement outlives its request by
+//! much, cancellable or not.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sqlx::sqlite::SqliteConnection;
+use sea_orm::sqlx::{AssertSqlSafe, Executor, Sqlite, pool::PoolOptions};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
+
+use crate::database::begin_read;
+use crate::error::{Result, StorageError};
+
+/// How many SQLite virtual machine instructions run between two looks at the
+/// slot: a few hundred microseconds of work.
+const SQLITE_PROGRESS_OPS: i32 = 10_000;
+
+/// A read transaction whose statement the database stops if it is dropped
+/// before [`CancellableRead::commit`].
+pub(crate) struct CancellableRead {
+    // Dropped before `txn`: the mark is set before the rollback is queued.
+    abandon: Abandon,
+    txn: DatabaseTransaction,
+}
+
+/// Cancels its session's statement when dropped, unless emptied first.
+struct Abandon(Option<Session>);
+
+/// The database session that runs a cancellable read.
+enum Session {
+    Postgres { db: DatabaseConnection, pid: i32, transaction_start: DateTime<Utc> },
+    Sqlite(Arc<Slot>),
+}
+
+impl CancellableRead {
+    /// Begins a read transaction and learns which session runs it: one short
+    /// statement more than a plain read.
+    pub(crate) async fn begin(db: &DatabaseConnection) -> Result<CancellableRead> {
+        let txn = begin_read(db).await?;
+        let session = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let sql = "SELECT pg_backend_pid() AS pid, now() AS transaction_start";
+                let row = txn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await?;
+                let row = row.ok_or_else(|| StorageError::Corrupt("no backend id was returned".to_owned()))?;
+                let pid = row.try_get::<i32>("", "pid")?;
+                let transaction_start = row.try_get::<DateTime<Utc>>("", "transaction_start")?;
+                Some(Session::Postgres { db: db.clone(), pid, transaction_start })
+            }
+            _ => {
+                let sql = format!("SELECT id FROM temp.{SLOT_TABLE}");
+                let row = txn.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql)).await?;
+                let id = row.map(|row| row.try_get::<i64>("", "id")).transpose()?;
+                // A connection opened without a slot (none in this crate) is
+                // simply not cancellable.
+                id.and_then(Slot::find).map(Session::Sqlite)
+            }
+        };
+        Ok(CancellableRead { abandon: Abandon(session), txn })
+    }
+
+    pub(crate) fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Ends the read as finished: nothing is cancelled.
+    pub(crate) async fn commit(self) -> Result<()> {
+        let CancellableRead { mut abandon, txn } = self;
+        abandon.0 = None;
+        Ok(txn.commit().await?)
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        match self.0.take() {
+            None => {}
+            Some(Session::Sqlite(slot)) => slot.abandoned.store(true, Ordering::Release),
+            Some(Session::Postgres { db, pid, transaction_start }) => {
+                // Drop runs on the runtime that dropped the request; without one
+                // (a test's runtime shutting down) the statement timeout remains.
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+                runtime.spawn(async move {
+                    let cancel = Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                         WHERE pid = $1 AND xact_start = $2 AND state = 'active'",
+                        [pid.into(), transaction_start.into()],
+                    );
+                    if let Err(error) = db.execute_raw(cancel).await {
+                        tracing::warn!(%error, pid, "could not cancel an abandoned statement");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The temporary table in which an SQLite connection keeps its slot's number.
+const SLOT_TABLE: &str = "appeals_connection_slot";
+
+/// What an SQLite connection's progress handler looks at.
+#[derive(Debug)]
+struct Slot {
+    /// Set when the read running on the connection is abandoned; cleared when
+    /// its transaction rolls back.
+    abandoned: AtomicBool,
+}
+
+/// The slots of the process's open SQLite connections, by number. A slot lives
+/// as long as its connection's handlers.
+static SLOTS: LazyLock<Mutex<HashMap<i64, Weak<Slot>>>> = LazyLock::new(Mutex::default);
+
+static NEXT_SLOT: AtomicI64 = AtomicI64::new(1);
+
+impl Slot {
+    fn find(id: i64) -> Option<Arc<Slot>> {
+        SLOTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&id).and_then(Weak::upgrade)
+    }
+
+    fn register() -> (i64, Arc<Slot>) {
+        let id = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot { abandoned: AtomicBool::new(false) });
+        let mut slots = SLOTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slots.retain(|_, slot| slot.strong_count() > 0);
+        slots.insert(id, Arc::downgrade(&slot));
+        (id, slot)
+    }
+}
+
+/// Gives every connection of an SQLite pool its slot.
+pub(crate) fn with_sqlite_slots(options: PoolOptions<Sqlite>) -> PoolOptions<Sqlite> {
+    options.after_connect(|connection, _| Box::pin(give_slot(connection)))
+}
+
+async fn give_slot(connection: &mut SqliteConnection) -> std::result::Result<(), sea_orm::sqlx::Error> {
+    let (id, slot) = Slot::register();
+    let create = format!("CREATE TEMP TABLE {SLOT_TABLE} (id INTEGER NOT NULL); INSERT INTO temp.{SLOT_TABLE} VALUES ({id})");
+    connection.execute(AssertSqlSafe(create)).await?;
+    let mut handle = connection.lock_handle().await?;
+    let watched = Arc::clone(&slot);
+    handle.set_progress_handler(SQLITE_PROGRESS_OPS, move || !watched.abandoned.load(Ordering::Acquire));
+    handle.set_rollback_hook(move || slot.abandoned.store(false, Ordering::Release));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    use super::CancellableRead;
+    use crate::PoolSettings;
+    use crate::testing::{Backend, ThrowawayDatabase};
+
+    crate::on_both_databases!(an_abandoned_read_frees_its_connection_and_nothing_after_it_is_stopped);
+
+    /// A statement that would run for minutes: a sleep on PostgreSQL, a count to
+    /// ten billion on SQLite.
+    fn endless(backend: DbBackend) -> Statement {
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT pg_sleep(600)",
+            _ => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000) \
+                  SELECT count(*) FROM n",
+        };
+        Statement::from_string(backend, sql)
+    }
+
+    /// A statement long enough for SQLite's progress handler to look at the slot
+    /// many times, and short enough to finish.
+    fn long(backend: DbBackend) -> Statement {
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT pg_sleep(0.3)",
+            _ => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
+                  SELECT count(*) FROM n",
+        };
+        Statement::from_string(backend, sql)
+    }
+
+    /// With one connection in the pool, a read abandoned in the middle of an
+    /// endless statement gives its connection back at once, and the statements
+    /// that use the connection next, long ones included, run to their end.
+    async fn an_abandoned_read_frees_its_connection_and_nothing_after_it_is_stopped(backend: Backend) {
+        let Some(database) = ThrowawayDatabase::create(backend).await else { return };
+        let settings =
+            PoolSettings { max_connections: 1, acquire_timeout: Duration::from_secs(20), statement_timeout: None };
+        let db = crate::database::connect(&database.url, settings).await.expect("the pool opens");
+        let kind = db.get_database_backend();
+
+        for round in 0..3 {
+            let abandoned = async {
+                let read = CancellableRead::begin(&db).await.expect("a read begins");
+                read.txn().query_one_raw(endless(kind)).await
+            };
+            let outcome = tokio::time::timeout(Duration::from_millis(300), abandoned).await;
+            assert!(outcome.is_err(), "round {round}: the endless statement was still running when abandoned");
+
+            let started = Instant::now();
+            db.query_one_raw(long(kind)).await.expect("the next statement runs to its end");
+            let read = CancellableRead::begin(&db).await.expect("a read begins");
+            read.txn().query_one_raw(long(kind)).await.expect("a finished read is not stopped");
+            read.commit().await.expect("and commits");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "round {round}: the connection came back after {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
