@@ -11,8 +11,13 @@ use appeals_core::{
 };
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Expr, ExprTrait, InsertStatement, OnConflict, Query, WithClause,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Iterable,
+    QueryFilter, QuerySelect, QueryTrait, TryInsert,
+};
 
 use crate::Store;
 use crate::dashboard::{self, Contribution, TallyFacts};
@@ -50,23 +55,21 @@ impl Store {
     /// municipality it submits to. However many identical submissions arrive at
     /// once, exactly one appeal is created: the database's unique index on
     /// (`municipality_id`, `channel`, `external_id`) decides, and every loser reads
-    /// the winner's appeal back.
+    /// the winner's appeal back. Nothing is looked up before the write, as a new
+    /// message is the common case: a retry learns that it is one from the
+    /// conflict, and costs a rolled-back transaction and that read.
     pub async fn submit(&self, actor: &Actor, code: &MunicipalityCode, submission: Submission) -> Result<Submitted> {
         actor.scope(Operation::SubmitAppeal)?;
         let municipality = self.known_municipality(code).await?;
         authorize(actor, Operation::SubmitAppeal, municipality.id)?;
 
-        // A retry of a submission already registered needs no write transaction.
-        if let Some(existing) = self.find_by_external_id(municipality.id, &submission).await? {
-            return Ok(Submitted { appeal: existing, created: false, event: None });
-        }
-
         let txn = begin_write(self.db()).await?;
         let Some((appeal, event)) =
             self.register(&txn, &municipality, submission.clone(), Some(actor.user_id), self.now()).await?
         else {
-            // Another submission of the same message committed first. Rolling back
-            // gives the registration number back, so numbers keep no gaps.
+            // The same message is registered already (a retry), or another
+            // submission of it committed first. Rolling back gives the
+            // registration number back, so numbers keep no gaps.
             txn.rollback().await?;
             let existing = self.find_by_external_id(municipality.id, &submission).await?.ok_or_else(|| {
                 StorageError::Corrupt("a conflicting submission vanished after its commit".to_owned())
@@ -81,6 +84,11 @@ impl Store {
     /// its year, the appeal's row, its first event and the tallies. `None` when
     /// the same channel message is registered there already; the caller then
     /// rolls back, which gives the number back.
+    ///
+    /// The number is a statement of its own, as the appeal and its event (whose
+    /// hash covers the appeal) are built from it. On PostgreSQL the rest is one
+    /// statement ([`insert_registration_at_once`]); SQLite, which allows no writes
+    /// in a `WITH`, takes one statement for each.
     pub(crate) async fn register(
         &self,
         txn: &DatabaseTransaction,
@@ -100,20 +108,20 @@ impl Store {
             self.policy(),
         );
         let event = StoredEvent::new(event.record(appeal.id, 1, ""), self.audit_key());
-        let insert = appeal::Entity::insert(appeal_row(&appeal, &event.event, self.audit_key()))
-            .on_conflict_do_nothing_on([
-                appeal::Column::MunicipalityId,
-                appeal::Column::Channel,
-                appeal::Column::ExternalId,
-            ])
-            .exec_without_returning(txn)
-            .await?;
-        if inserted(insert).unwrap_or(0) == 0 {
-            return Ok(None);
-        }
-        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(txn).await?;
-        dashboard::record(txn, appeal.municipality_id, &Contribution::of(&TallyFacts::of(&appeal))).await?;
-        Ok(Some((appeal, event)))
+        let row = appeal_row(&appeal, &event.event, self.audit_key());
+        let contribution = Contribution::of(&TallyFacts::of(&appeal));
+        let tallies = dashboard::record_when(APPEAL_INSERTED, appeal.municipality_id, &contribution);
+        let inserted = match tallies {
+            Some(tallies) if txn.get_database_backend() == DbBackend::Postgres => {
+                let (inserted, tallied) = insert_registration_at_once(txn, row, &event, tallies).await?;
+                if inserted && !tallied {
+                    dashboard::record_in_new_row(txn, appeal.municipality_id, &contribution).await?;
+                }
+                inserted
+            }
+            _ => insert_registration_one_by_one(txn, row, &event, appeal.municipality_id, &contribution).await?,
+        };
+        Ok(inserted.then_some((appeal, event)))
     }
 
     /// Applies `command` to the appeal `id` on behalf of `actor`, who last saw
@@ -254,6 +262,88 @@ async fn check_original_exists(txn: &DatabaseTransaction, scope: Scope, original
         Some(municipality) if scope.contains(municipality.into()) => Ok(()),
         _ => Err(InvalidInput::new("duplicateOf", format!("no appeal {original}")).into()),
     }
+}
+
+/// The part of the combined registration statement that inserts the appeal; it
+/// returns the appeal's id, so it is empty when the appeal conflicted.
+const APPEAL_INSERTED: &str = "appeal_inserted";
+
+/// The appeal's insert, which does nothing when the same channel message is
+/// registered to the municipality already.
+fn insert_appeal(row: appeal::ActiveModel) -> TryInsert<appeal::ActiveModel> {
+    appeal::Entity::insert(row).on_conflict_do_nothing_on([
+        appeal::Column::MunicipalityId,
+        appeal::Column::Channel,
+        appeal::Column::ExternalId,
+    ])
+}
+
+/// Inserts a registration's appeal, its first event and its tallies (`tallies`,
+/// from [`dashboard::record_when`]) in one PostgreSQL statement of
+/// data-modifying common table expressions, each part after the appeal's
+/// selected from it, so that a conflicting appeal writes nothing at all.
+/// Returns whether the appeal was inserted, and whether its municipality's
+/// tally row was updated (it has none yet if not).
+async fn insert_registration_at_once(
+    txn: &DatabaseTransaction,
+    row: appeal::ActiveModel,
+    event: &StoredEvent,
+    tallies: Vec<CommonTableExpression>,
+) -> Result<(bool, bool)> {
+    let mut appeal = insert_appeal(row).into_query();
+    appeal.returning_col(appeal::Column::Id);
+    let event = insert_for_each_row_of(APPEAL_INSERTED, event_row(event));
+    let mut with = WithClause::new();
+    with.cte(CommonTableExpression::new().table_name(Alias::new(APPEAL_INSERTED)).query(appeal).to_owned())
+        .cte(CommonTableExpression::new().table_name(Alias::new("event_inserted")).query(event).to_owned());
+    for tally in tallies {
+        with.cte(tally);
+    }
+    let has_a_row = |part: &str| Expr::exists(Query::select().expr(Expr::val(1)).from(Alias::new(part)).to_owned());
+    let outcome = Query::select().expr(has_a_row(APPEAL_INSERTED)).expr(has_a_row(dashboard::TALLY_UPDATED)).to_owned();
+    let row = txn
+        .query_one(&with.query(outcome))
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("the registering statement returned no row".to_owned()))?;
+    Ok((row.try_get_by_index::<bool>(0)?, row.try_get_by_index::<bool>(1)?))
+}
+
+/// Inserts a registration's appeal, then, unless it conflicted, its first event
+/// and its tallies, one statement each. Returns whether the appeal was inserted.
+async fn insert_registration_one_by_one(
+    txn: &DatabaseTransaction,
+    row: appeal::ActiveModel,
+    event: &StoredEvent,
+    municipality: MunicipalityId,
+    contribution: &Contribution,
+) -> Result<bool> {
+    if inserted(insert_appeal(row).exec_without_returning(txn).await?).unwrap_or(0) == 0 {
+        return Ok(false);
+    }
+    appeal_event::Entity::insert(event_row(event)).exec_without_returning(txn).await?;
+    dashboard::record(txn, municipality, contribution).await?;
+    Ok(true)
+}
+
+/// The insert of `row` as `INSERT … SELECT … FROM source`: the row once for each
+/// row of `source`, an earlier part of the same statement. Its columns and values
+/// are those sea-orm's own insert of `row` takes.
+fn insert_for_each_row_of<A: ActiveModelTrait>(source: &str, mut row: A) -> InsertStatement {
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        if let ActiveValue::Set(value) | ActiveValue::Unchanged(value) = row.take(column) {
+            columns.push(column);
+            values.push(column.save_as(Expr::val(value)));
+        }
+    }
+    let mut insert = Query::insert();
+    insert.into_table(A::Entity::default()).columns(columns);
+    // Safe: one value was taken for each column.
+    insert
+        .select_from(Query::select().exprs(values).from(Alias::new(source)).to_owned())
+        .expect("a value for each column");
+    insert
 }
 
 /// Takes the next registration number of a municipality's year, inside the

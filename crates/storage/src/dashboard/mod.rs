@@ -16,8 +16,9 @@
 //!   found from, their buckets, and their byte format in `municipality_tally`.
 //!   The format is this crate's concern, so it lives here, not in `core`.
 //! - `totals`: keeping the running totals (`municipality_tally`,
-//!   `deadline_tally`) in step, in the transaction of every write, and building
-//!   those that are missing.
+//!   `deadline_tally`) in step, in the transaction of every write (on
+//!   PostgreSQL, a registration's in the statement that inserts the appeal), and
+//!   building those that are missing.
 //! - `all_time`: the dashboard over all time, and the list's `totalCount`, read
 //!   from the running totals.
 //! - `range`: the dashboard over a `from`/`to` range, counted from the appeals.
@@ -52,7 +53,7 @@ mod totals;
 
 pub(crate) use all_time::count;
 pub(crate) use contribution::{Contribution, Deadline, TallyFacts};
-pub(crate) use totals::record;
+pub(crate) use totals::{TALLY_UPDATED, record, record_in_new_row, record_when};
 pub(crate) use totals::{build_missing, record_all};
 
 /// Appeal counts of one municipality or of the whole scope.

@@ -9,16 +9,22 @@
 //! cycle. The tally row, which every write of the municipality needs, is taken
 //! last of all, just before the commit, so it is held as briefly as the commit
 //! takes.
+//!
+//! On PostgreSQL a registration adds its contribution inside the statement that
+//! inserts the appeal ([`record_when`]), as parts of one `WITH`; SQLite, which
+//! allows no writes in a `WITH`, sends the statements of [`record`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use appeals_core::{Appeal, MunicipalityId};
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{
+    Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, InsertStatement, OnConflict, Query, UnionType,
+};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-    UpdateMany,
+    QueryTrait, UpdateMany,
 };
 
 use super::contribution::{Contribution, Deadline, TallyFacts};
@@ -28,6 +34,13 @@ use crate::error::{Result, StorageError};
 
 /// Deadline rows written per statement at most (four values each).
 const DEADLINE_ROWS_PER_STATEMENT: usize = 5_000;
+
+/// The part of [`record_when`]'s statement that updates the tally row; it
+/// returns the row's key, so it is empty when the municipality has no tally row.
+pub(crate) const TALLY_UPDATED: &str = "tally_updated";
+
+/// The part of [`record_when`]'s statement that adds to the open deadlines.
+const DEADLINES_UPDATED: &str = "deadlines_updated";
 
 /// Adds `change` to the totals of `municipality`, inside the transaction that
 /// makes the change. The writers of this crate call it; so does the benchmark's
@@ -46,8 +59,7 @@ pub(crate) async fn record(
         if change.changes_counts() {
             let updated = increment_counts(id, change).exec(txn).await?.rows_affected;
             if updated == 0 {
-                create_row(txn, id).await?;
-                increment_counts(id, change).exec(txn).await?;
+                record_in_new_row(txn, municipality, change).await?;
             }
         }
         return Ok(());
@@ -76,6 +88,67 @@ pub(crate) async fn record(
     })
     .exec(txn)
     .await?;
+    Ok(())
+}
+
+/// What [`record`] sends, as data-modifying common table expressions to add to
+/// one PostgreSQL statement, in which `gate` names an earlier part: they change
+/// nothing unless `gate` returns a row (the appeal was inserted). The deadline
+/// rows are upserted first, then the tally row is updated; [`TALLY_UPDATED`]
+/// returns nothing when the municipality has no tally row yet, and then
+/// [`record_in_new_row`] finishes the work. `None` unless `change` moves the
+/// status counts and no durations, as a registration's does: adding durations
+/// needs the tally row read first.
+pub(crate) fn record_when(
+    gate: &str,
+    municipality: MunicipalityId,
+    change: &Contribution,
+) -> Option<Vec<CommonTableExpression>> {
+    let rows = deadline_rows(municipality.as_uuid(), &change.deadlines);
+    let reads_the_tally_row = !change.to_seen.is_empty() || !change.to_resolution.is_empty();
+    if !change.changes_counts() || reads_the_tally_row || rows.len() > DEADLINE_ROWS_PER_STATEMENT {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let tally_gate = match rows.split_first() {
+        None => Expr::exists(Query::select().expr(Expr::val(1)).from(Alias::new(gate)).to_owned()),
+        Some((first, rest)) => {
+            // Each row is selected from the gate, so none is written unless the
+            // gate has a row; UNION ALL keeps them in (deadline, day) order.
+            let from_gate = |row: &[Expr; 4]| Query::select().exprs(row.clone()).from(Alias::new(gate)).to_owned();
+            let mut select = from_gate(first);
+            for row in rest {
+                select.union(UnionType::All, from_gate(row));
+            }
+            let mut upsert = deadline_upsert();
+            // Safe: four expressions a row for its four columns.
+            upsert.select_from(select).expect("a value for each column").returning_col(deadline_tally::Column::Day);
+            parts.push(CommonTableExpression::new().table_name(Alias::new(DEADLINES_UPDATED)).query(upsert).to_owned());
+            // Counting the deadline rows waits for every one of them to be written
+            // (and locked), so the tally row is locked after them, in the lock
+            // order above: the parts of a WITH run in no order of their own. There
+            // are none unless the gate has a row.
+            let counted =
+                Query::select().expr(Func::count(Expr::col(Asterisk))).from(Alias::new(DEADLINES_UPDATED)).to_owned();
+            Expr::expr(counted).gt(0)
+        }
+    };
+    let mut update = increment_counts(municipality.as_uuid(), change).into_query();
+    update.and_where(tally_gate).returning_col(municipality_tally::Column::MunicipalityId);
+    parts.push(CommonTableExpression::new().table_name(Alias::new(TALLY_UPDATED)).query(update).to_owned());
+    Some(parts)
+}
+
+/// Finishes [`record`] or [`record_when`] for a municipality that had no tally
+/// row to add the counts of `change` to: creates it and adds them.
+pub(crate) async fn record_in_new_row(
+    txn: &DatabaseTransaction,
+    municipality: MunicipalityId,
+    change: &Contribution,
+) -> Result<()> {
+    let id = municipality.as_uuid();
+    create_row(txn, id).await?;
+    increment_counts(id, change).exec(txn).await?;
     Ok(())
 }
 
@@ -126,28 +199,45 @@ async fn record_deadlines(
     municipality: Uuid,
     deadlines: &BTreeMap<(Deadline, i32), i64>,
 ) -> Result<()> {
-    use deadline_tally::Column;
-    let rows: Vec<_> = deadlines.iter().filter(|(_, change)| **change != 0).collect();
-    for batch in rows.chunks(DEADLINE_ROWS_PER_STATEMENT) {
-        let mut upsert = Query::insert()
-            .into_table(deadline_tally::Entity)
-            .columns([Column::Deadline, Column::Day, Column::MunicipalityId, Column::Owed])
-            .on_conflict(
-                OnConflict::columns([Column::Deadline, Column::Day, Column::MunicipalityId])
-                    .value(
-                        Column::Owed,
-                        Expr::col((deadline_tally::Entity, Column::Owed))
-                            .add(Expr::col((Alias::new("excluded"), Column::Owed))),
-                    )
-                    .to_owned(),
-            )
-            .to_owned();
-        for ((deadline, day), change) in batch {
-            upsert.values_panic([deadline.as_str().into(), (*day).into(), municipality.into(), (**change).into()]);
+    for batch in deadline_rows(municipality, deadlines).chunks(DEADLINE_ROWS_PER_STATEMENT) {
+        let mut upsert = deadline_upsert();
+        for row in batch {
+            upsert.values_panic(row.clone());
         }
         txn.execute(&upsert).await?;
     }
     Ok(())
+}
+
+/// The upsert that adds to the open deadlines of a (deadline, day,
+/// municipality), without its rows.
+fn deadline_upsert() -> InsertStatement {
+    use deadline_tally::Column;
+    Query::insert()
+        .into_table(deadline_tally::Entity)
+        .columns([Column::Deadline, Column::Day, Column::MunicipalityId, Column::Owed])
+        .on_conflict(
+            OnConflict::columns([Column::Deadline, Column::Day, Column::MunicipalityId])
+                .value(
+                    Column::Owed,
+                    Expr::col((deadline_tally::Entity, Column::Owed))
+                        .add(Expr::col((Alias::new("excluded"), Column::Owed))),
+                )
+                .to_owned(),
+        )
+        .to_owned()
+}
+
+/// The rows of [`deadline_upsert`] for the deadlines that change, in (deadline,
+/// day) order.
+fn deadline_rows(municipality: Uuid, deadlines: &BTreeMap<(Deadline, i32), i64>) -> Vec<[Expr; 4]> {
+    deadlines
+        .iter()
+        .filter(|(_, change)| **change != 0)
+        .map(|((deadline, day), change)| {
+            [deadline.as_str().into(), (*day).into(), municipality.into(), (*change).into()]
+        })
+        .collect()
 }
 
 /// Builds the totals of every municipality that has no tally row yet, from its

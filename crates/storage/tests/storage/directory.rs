@@ -212,6 +212,8 @@ async fn a_new_municipality_is_created_once_and_takes_part_in_everything(backend
     assert_eq!(seen.version, 2, "its head reads its appeals");
     let dashboard = store.dashboard(appeals_core::Scope::Everywhere, &Default::default()).await.expect("the dashboard");
     assert_eq!(dashboard.municipalities.len(), 21, "the dashboard has a row for it");
+    let counted = dashboard.municipalities.iter().find(|stats| stats.municipality.id == created.id).map(|s| s.counts);
+    assert_eq!(counted.map(|counts| (counts.total, counts.seen)), Some((1, 1)), "its appeal is counted, as read");
 }
 
 async fn stores_opening_one_fresh_database_at_once_migrate_it_once(backend: Backend) {
