@@ -28,6 +28,9 @@ async fn a_search_abandoned_by_its_client_or_its_timeout_stops_in_the_database()
         config.request_timeout = Duration::from_secs(2);
         // Without a statement timeout, only the cancellation can stop the search.
         config.pool.statement_timeout = None;
+        // Two connections: an abandoned search that kept its connection would
+        // leave the last search of the test none.
+        config.pool.max_connections = 2;
         url.clone_from(&config.database_url);
     })
     .await
@@ -59,7 +62,8 @@ async fn a_search_abandoned_by_its_client_or_its_timeout_stops_in_the_database()
     assert_eq!(me["data"]["me"]["role"], "ASSISTANT", "{me}");
 
     // The server gives up after its request timeout.
-    let request = app.post(Some(&assistant), &json!({ "query": SEARCH }));
+    let search = json!({ "query": SEARCH });
+    let request = app.post(Some(&assistant), &search);
     let (answer, seen) = tokio::join!(request, until(&monitor, |waiting| waiting == 1));
     assert!(seen, "the search waited for the lock in the database");
     assert_eq!(answer.status(), reqwest::StatusCode::REQUEST_TIMEOUT);

@@ -173,9 +173,14 @@ async fn a_request_continues_the_callers_trace_with_its_operation_and_statements
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgresql",
     };
-    let statement =
-        find(&spans, |span| span.parent_span_id == operation.span_id && span.attribute("db.system").is_some())
-            .unwrap_or_else(|| panic!("no statement under the operation: {spans:#?}"));
+    // The statement that reads the appeals (a search first learns which session
+    // runs it, by a statement of its own).
+    let reads_appeals =
+        |span: &ReceivedSpan| span.attribute("db.query.text").is_some_and(|sql| sql.contains("\"appeal\""));
+    let statement = find(&spans, |span| {
+        span.parent_span_id == operation.span_id && span.attribute("db.system").is_some() && reads_appeals(span)
+    })
+    .unwrap_or_else(|| panic!("no statement under the operation: {spans:#?}"));
     assert_eq!(statement.trace_id, caller.trace_id, "{statement:?}");
     assert_eq!(statement.attribute("db.system"), Some(system), "{statement:?}");
     assert_eq!(statement.kind, CLIENT, "{statement:?}");

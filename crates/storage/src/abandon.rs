@@ -10,10 +10,13 @@
 //! session's statement when it is dropped unfinished.
 //!
 //! - **PostgreSQL**: the transaction first reads its backend's process id and
-//!   start time; when dropped unfinished it asks the database, on another
-//!   connection, to cancel the statement of that backend, but only while that
-//!   backend is still in the same transaction, so a statement of whoever uses the
-//!   connection next is never hit.
+//!   start time; when dropped unfinished it asks the database, on a connection
+//!   of its own (the pool's may all be taken), to end that backend, but only
+//!   while it is still in the same transaction, so whoever uses the connection
+//!   next is never hit. Ended, not merely cancelled: after `pg_cancel_backend`
+//!   sqlx, which returns the connection to the pool by pinging it, waits on it
+//!   for good (seen with sqlx 0.9), and the pool loses the connection; an ended
+//!   session fails the ping, and the pool opens another connection.
 //! - **SQLite**: each connection of the pool is given a [`Slot`] when it opens,
 //!   whose number the connection keeps in a temporary table, and a progress
 //!   handler that interrupts the running statement once the slot is marked. The
@@ -30,8 +33,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use chrono::{DateTime, Utc};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::sqlite::SqliteConnection;
-use sea_orm::sqlx::{AssertSqlSafe, Executor, Sqlite, pool::PoolOptions};
+use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor, Sqlite, pool::PoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
 use crate::database::begin_read;
@@ -105,20 +109,42 @@ impl Drop for Abandon {
                 // Drop runs on the runtime that dropped the request; without one
                 // (a test's runtime shutting down) the statement timeout remains.
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+                let options = db.get_postgres_connection_pool().connect_options();
                 runtime.spawn(async move {
-                    let cancel = Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
-                         WHERE pid = $1 AND xact_start = $2 AND state = 'active'",
-                        [pid.into(), transaction_start.into()],
-                    );
-                    if let Err(error) = db.execute_raw(cancel).await {
+                    // Beyond a few cancellations at once, the statement timeout
+                    // is left to stop the rest.
+                    let Ok(_turn) = CANCELLING.try_acquire() else { return };
+                    if let Err(error) = cancel(&options, pid, transaction_start).await {
                         tracing::warn!(%error, pid, "could not cancel an abandoned statement");
                     }
                 });
             }
         }
     }
+}
+
+/// How many cancellations may be under way at once, each on a connection of its
+/// own.
+static CANCELLING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Ends backend `pid`, and its statement, while it is still in the transaction
+/// that began at `transaction_start`. On a connection of its own, not one of the
+/// pool's, which abandoned statements may all be holding.
+async fn cancel(
+    options: &PgConnectOptions,
+    pid: i32,
+    transaction_start: DateTime<Utc>,
+) -> std::result::Result<(), sea_orm::sqlx::Error> {
+    let mut connection = PgConnection::connect_with(options).await?;
+    sea_orm::sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE pid = $1 AND xact_start = $2 AND state = 'active'",
+    )
+    .bind(pid)
+    .bind(transaction_start)
+    .execute(&mut connection)
+    .await?;
+    connection.close().await
 }
 
 /// The temporary table in which an SQLite connection keeps its slot's number.
@@ -160,7 +186,8 @@ pub(crate) fn with_sqlite_slots(options: PoolOptions<Sqlite>) -> PoolOptions<Sql
 
 async fn give_slot(connection: &mut SqliteConnection) -> std::result::Result<(), sea_orm::sqlx::Error> {
     let (id, slot) = Slot::register();
-    let create = format!("CREATE TEMP TABLE {SLOT_TABLE} (id INTEGER NOT NULL); INSERT INTO temp.{SLOT_TABLE} VALUES ({id})");
+    let create =
+        format!("CREATE TEMP TABLE {SLOT_TABLE} (id INTEGER NOT NULL); INSERT INTO temp.{SLOT_TABLE} VALUES ({id})");
     connection.execute(AssertSqlSafe(create)).await?;
     let mut handle = connection.lock_handle().await?;
     let watched = Arc::clone(&slot);
@@ -186,8 +213,10 @@ mod tests {
     fn endless(backend: DbBackend) -> Statement {
         let sql = match backend {
             DbBackend::Postgres => "SELECT pg_sleep(600)",
-            _ => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000) \
-                  SELECT count(*) FROM n",
+            _ => {
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000) \
+                  SELECT count(*) FROM n"
+            }
         };
         Statement::from_string(backend, sql)
     }
@@ -197,8 +226,10 @@ mod tests {
     fn long(backend: DbBackend) -> Statement {
         let sql = match backend {
             DbBackend::Postgres => "SELECT pg_sleep(0.3)",
-            _ => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
-                  SELECT count(*) FROM n",
+            _ => {
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
+                  SELECT count(*) FROM n"
+            }
         };
         Statement::from_string(backend, sql)
     }
