@@ -112,8 +112,9 @@ impl Drop for Abandon {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
                 let options = db.get_postgres_connection_pool().connect_options();
                 runtime.spawn(async move {
-                    // Beyond a few cancellations at once, the statement timeout
-                    // is left to stop the rest.
+                    // Beyond a few at once, the rest are left to the statement
+                    // timeout, which stops them but, as a cancel does, leaves
+                    // sqlx waiting on their connections (seen with a pool of one).
                     let Ok(_turn) = CANCELLING.try_acquire() else { return };
                     if let Err(error) = cancel(&options, pid, transaction_start).await {
                         tracing::warn!(%error, pid, "could not cancel an abandoned statement");
@@ -211,30 +212,26 @@ mod tests {
 
     crate::on_both_databases!(an_abandoned_read_frees_its_connection_and_nothing_after_it_is_stopped);
 
-    /// A statement that would run for minutes: a sleep on PostgreSQL, a count to
-    /// ten billion on SQLite.
-    fn endless(backend: DbBackend) -> Statement {
+    /// A statement that runs about `seconds` on PostgreSQL, and counts to
+    /// `count_to` on SQLite (ten billion: minutes; 300,000: long enough for the
+    /// progress handler to look at the slot many times).
+    fn running(backend: DbBackend, seconds: f64, count_to: u64) -> Statement {
         let sql = match backend {
-            DbBackend::Postgres => "SELECT pg_sleep(600)",
-            _ => {
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000) \
-                  SELECT count(*) FROM n"
-            }
+            DbBackend::Postgres => format!("SELECT pg_sleep({seconds})"),
+            _ => format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count_to}) \
+                 SELECT count(*) FROM n"
+            ),
         };
         Statement::from_string(backend, sql)
     }
 
-    /// A statement long enough for SQLite's progress handler to look at the slot
-    /// many times, and short enough to finish.
+    fn endless(backend: DbBackend) -> Statement {
+        running(backend, 600.0, 10_000_000_000)
+    }
+
     fn long(backend: DbBackend) -> Statement {
-        let sql = match backend {
-            DbBackend::Postgres => "SELECT pg_sleep(0.3)",
-            _ => {
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
-                  SELECT count(*) FROM n"
-            }
-        };
-        Statement::from_string(backend, sql)
+        running(backend, 0.3, 300_000)
     }
 
     /// With one connection in the pool, a read abandoned in the middle of an

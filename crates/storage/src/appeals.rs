@@ -110,9 +110,11 @@ impl Store {
         let event = StoredEvent::new(event.record(appeal.id, 1, ""), self.audit_key());
         let row = appeal_row(&appeal, &event.event, self.audit_key());
         let contribution = Contribution::of(&TallyFacts::of(&appeal));
-        let tallies = dashboard::record_when(APPEAL_INSERTED, appeal.municipality_id, &contribution);
+        let tallies = (txn.get_database_backend() == DbBackend::Postgres)
+            .then(|| dashboard::record_when(APPEAL_INSERTED, appeal.municipality_id, &contribution))
+            .flatten();
         let inserted = match tallies {
-            Some(tallies) if txn.get_database_backend() == DbBackend::Postgres => {
+            Some(tallies) => {
                 let (inserted, tallied) = insert_registration_at_once(txn, row, &event, tallies).await?;
                 if inserted && !tallied {
                     dashboard::record_in_new_row(txn, appeal.municipality_id, &contribution).await?;
@@ -299,8 +301,10 @@ async fn insert_registration_at_once(
     for tally in tallies {
         with.cte(tally);
     }
-    let has_a_row = |part: &str| Expr::exists(Query::select().expr(Expr::val(1)).from(Alias::new(part)).to_owned());
-    let outcome = Query::select().expr(has_a_row(APPEAL_INSERTED)).expr(has_a_row(dashboard::TALLY_UPDATED)).to_owned();
+    let outcome = Query::select()
+        .expr(dashboard::has_a_row(APPEAL_INSERTED))
+        .expr(dashboard::has_a_row(dashboard::TALLY_UPDATED))
+        .to_owned();
     let row = txn
         .query_one(&with.query(outcome))
         .await?

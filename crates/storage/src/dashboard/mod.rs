@@ -53,7 +53,7 @@ mod totals;
 
 pub(crate) use all_time::count;
 pub(crate) use contribution::{Contribution, Deadline, TallyFacts};
-pub(crate) use totals::{TALLY_UPDATED, record, record_in_new_row, record_when};
+pub(crate) use totals::{TALLY_UPDATED, has_a_row, record, record_in_new_row, record_when};
 pub(crate) use totals::{build_missing, record_all};
 
 /// Appeal counts of one municipality or of the whole scope.

@@ -111,7 +111,7 @@ pub(crate) fn record_when(
     }
     let mut parts = Vec::new();
     let tally_gate = match rows.split_first() {
-        None => Expr::exists(Query::select().expr(Expr::val(1)).from(Alias::new(gate)).to_owned()),
+        None => has_a_row(gate),
         Some((first, rest)) => {
             // Each row is selected from the gate, so none is written unless the
             // gate has a row; UNION ALL keeps them in (deadline, day) order.
@@ -137,6 +137,11 @@ pub(crate) fn record_when(
     update.and_where(tally_gate).returning_col(municipality_tally::Column::MunicipalityId);
     parts.push(CommonTableExpression::new().table_name(Alias::new(TALLY_UPDATED)).query(update).to_owned());
     Some(parts)
+}
+
+/// Whether `part`, an earlier part of the same `WITH`, returned a row.
+pub(crate) fn has_a_row(part: &str) -> Expr {
+    Expr::exists(Query::select().expr(Expr::val(1)).from(Alias::new(part)).to_owned())
 }
 
 /// Finishes [`record`] or [`record_when`] for a municipality that had no tally
