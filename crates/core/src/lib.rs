@@ -8,6 +8,8 @@
 //! Layout, in reading order:
 //! - [`id`]: typed identifiers of appeals, users and municipalities.
 //! - [`text`]: parsed input values (trimmed, non-empty, within their limits).
+//! - [`search`]: the word search's analyser: the terms a text is indexed under,
+//!   and the parsed query matched against them.
 //! - [`appeal`]: the appeal, its status, channel, priority and resolution.
 //! - [`deadline`]: the deadline policy and the durations it is written in.
 //! - [`events`]: recorded events and the SHA-256 hash chain; what a command
@@ -28,6 +30,7 @@ pub mod events;
 pub mod id;
 pub mod replay;
 pub mod seal;
+pub mod search;
 pub mod text;
 pub mod transition;
 
