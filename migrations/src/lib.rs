@@ -25,6 +25,7 @@ mod m20261203_000008_add_audit_seals;
 mod m20261203_000009_scope_external_id_to_municipality;
 mod m20261203_000010_refold_appeal_text;
 mod m20261203_000011_create_channels;
+mod m20261204_000012_index_appeal_search;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_scope_external_id_to_municipality::Migration),
             Box::new(m20261203_000010_refold_appeal_text::Migration),
             Box::new(m20261203_000011_create_channels::Migration),
+            Box::new(m20261204_000012_index_appeal_search::Migration),
         ]
     }
 }

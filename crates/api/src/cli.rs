@@ -1,6 +1,6 @@
 //! The `appeals` subcommands other than `serve`: migrating, adding users,
 //! listing municipalities, configuring channels, verifying (and, once,
-//! sealing) the audit trail, and shell completions. Each failure ends with one
+//! sealing) the audit trail, rebuilding the search indexes, and shell completions. Each failure ends with one
 //! line and the status [`crate::exit`] documents.
 
 use std::process::ExitCode;
@@ -200,6 +200,25 @@ pub async fn verify_audit(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(crate::exit::AUDIT_BROKEN))
         }
     }
+}
+
+/// Analyses every appeal's text again and rebuilds the search indexes, with a
+/// line of progress every few seconds.
+pub async fn reindex_search(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let store = open(&args).await?;
+    let mut printed = std::time::Instant::now();
+    let analysed = store
+        .reindex_search(|progress| {
+            if printed.elapsed() >= std::time::Duration::from_secs(2) {
+                println!("analysed {} of {}", progress.analysed, counted(progress.total, "appeal", "appeals"));
+                printed = std::time::Instant::now();
+            }
+        })
+        .await
+        .map_err(Failure::from_storage)?;
+    store.close().await?;
+    println!("search indexes rebuilt: {} analysed", counted(analysed, "appeal", "appeals"));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the database a one-shot command works on. It must exist: only

@@ -53,6 +53,9 @@ pub enum Command {
     /// Configures the Telegram, VK and MAX channels.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Maintains the search indexes.
+    #[command(subcommand)]
+    Search(SearchCommand),
     /// Lists the municipalities (their codes are what the other commands take).
     #[command(subcommand)]
     Municipality(MunicipalityCommand),
@@ -174,6 +177,13 @@ pub struct ChannelSetArgs {
 pub enum UserCommand {
     /// Creates a user and prints its token alone on the last line.
     Add(UserAddArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Analyses every appeal's text again and rebuilds both search indexes,
+    /// printing its progress. The server may keep running meanwhile.
+    Reindex(DatabaseArgs),
 }
 
 #[derive(Debug, Subcommand)]

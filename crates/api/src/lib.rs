@@ -55,7 +55,9 @@ use std::process::ExitCode;
 pub use app::Application;
 pub use config::ServerConfig;
 
-use config::{AuditCommand, ChannelCommand, Cli, Command, DocumentsCommand, MunicipalityCommand, UserCommand};
+use config::{
+    AuditCommand, ChannelCommand, Cli, Command, DocumentsCommand, MunicipalityCommand, SearchCommand, UserCommand,
+};
 use traces::Traces;
 
 /// Runs the command line: what `main` does.
@@ -78,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => cli::migrate(args).await,
         Command::User(UserCommand::Add(args)) => cli::add_user(args).await,
         Command::Audit(AuditCommand::Verify(args)) => cli::verify_audit(args).await,
+        Command::Search(SearchCommand::Reindex(args)) => cli::reindex_search(args).await,
         Command::Channel(ChannelCommand::Set(args)) => cli::set_channel(args).await,
         Command::Municipality(MunicipalityCommand::List(args)) => cli::list_municipalities(args).await,
         Command::Completions(args) => Ok(cli::completions(args)),

@@ -25,7 +25,7 @@ use crate::database::begin_write;
 use crate::directory::{Municipality, inserted};
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::{Result, StorageError};
-use crate::records::{StoredEvent, appeal_row, event_row};
+use crate::records::{StoredEvent, appeal_row, changed_appeal_row, event_row};
 
 /// The outcome of a submission: the appeal, and whether this call created it
 /// (`false` when the same channel message had been submitted to the same
@@ -164,7 +164,7 @@ impl Store {
         let Applied { appeal, event } = current.apply(command, actor.user_id, self.now(), expected_version)?;
         let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
         let updated = appeal::Entity::update_many()
-            .set(appeal_row(&appeal, &event.event, self.audit_key()))
+            .set(changed_appeal_row(&appeal, &event.event, self.audit_key()))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
             .filter(appeal::Column::Version.eq(current.version))
             .filter(appeal::Column::LastEventSeq.eq(last_seq))

@@ -245,6 +245,7 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
         let txn = begin_write(db).await?;
         Migrator::up(&txn, None).await?;
         build_missing_tallies(&txn).await?;
+        analyse_missing_texts(&txn).await?;
         return txn.commit().await;
     }
     const MIGRATION_LOCK: i64 = 0x0a99_ea15;
@@ -253,7 +254,10 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     let session = Database::connect(options).await?;
     session.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
     let migrated = match Migrator::up(&session, None).await {
-        Ok(()) => build_missing_tallies_in_transaction(&session).await,
+        Ok(()) => match build_missing_tallies_in_transaction(&session).await {
+            Ok(()) => analyse_missing_texts(&session).await,
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     let unlocked = session.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await;
@@ -268,6 +272,28 @@ async fn build_missing_tallies(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         crate::error::StorageError::Database(error) | crate::error::StorageError::Unavailable(error) => error,
         other => DbErr::Custom(other.to_string()),
     })
+}
+
+/// The word search's terms of the appeals stored before it existed, with the
+/// progress logged for a large table. On PostgreSQL each batch commits on its
+/// own, so a start interrupted half-way resumes where it stopped.
+async fn analyse_missing_texts(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let mut logged = std::time::Instant::now();
+    let analysed = crate::search::analyse_missing(db, &mut |progress: crate::search::AnalysisProgress| {
+        if logged.elapsed() >= Duration::from_secs(2) || progress.analysed == progress.total {
+            tracing::info!(
+                analysed = progress.analysed,
+                total = progress.total,
+                "analysing the texts of stored appeals for the word search"
+            );
+            logged = std::time::Instant::now();
+        }
+    })
+    .await?;
+    if analysed > 0 {
+        tracing::info!(analysed, "the stored appeals' texts are analysed for the word search");
+    }
+    Ok(())
 }
 
 async fn build_missing_tallies_in_transaction(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -32,7 +32,7 @@ pub struct ImportedAppeal {
 /// Values bound per statement at most. SQLite allows 32,766 and PostgreSQL 65,535;
 /// staying well below both keeps each statement a few megabytes at most.
 const MAX_VALUES_PER_STATEMENT: usize = 30_000;
-const APPEAL_COLUMNS: usize = 29;
+const APPEAL_COLUMNS: usize = 30;
 const EVENT_COLUMNS: usize = 12;
 
 impl Store {

@@ -17,6 +17,8 @@
 //! - [`channels`]: Telegram, VK and MAX: settings, residents' messages taken in
 //!   from webhooks, and the outbox of replies to them.
 //! - [`queries`]: one appeal, the filtered list page, histories.
+//! - [`search`]: the substring and word searches in each database's terms, and
+//!   keeping their indexes.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality: the
 //!   running totals every writer keeps, and how the dashboard is read from them
 //!   (or counted, over a range).
@@ -48,6 +50,7 @@ pub mod import;
 mod lookups;
 pub mod queries;
 mod records;
+pub mod search;
 pub mod statements;
 pub mod testing;
 

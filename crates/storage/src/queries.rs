@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use appeals_core::clock::check_storable;
+use appeals_core::search::WordQuery;
 use appeals_core::text::{MunicipalityCode, fold_for_search};
 use appeals_core::{Appeal, AppealId, Channel, InvalidInput, MunicipalityId, Priority, Scope, Status};
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
@@ -34,6 +35,9 @@ pub struct AppealFilter {
     pub received_to: Option<DateTime<Utc>>,
     /// A case-insensitive substring of the appeal's text, in any script.
     pub text: Option<String>,
+    /// Words that must all occur in the appeal's text, in some form
+    /// (`appeals_core::search`).
+    pub search: Option<WordQuery>,
 }
 
 impl AppealFilter {
@@ -51,6 +55,7 @@ impl AppealFilter {
             received_from,
             received_to,
             text,
+            search,
         } = self;
         channel.is_none()
             && priority.is_none()
@@ -59,6 +64,7 @@ impl AppealFilter {
             && received_from.is_none()
             && received_to.is_none()
             && text.as_deref().is_none_or(|text| text.trim().is_empty())
+            && search.is_none()
     }
 }
 
@@ -258,8 +264,11 @@ impl Store {
             if text.chars().any(char::is_control) {
                 return Err(InvalidInput::new("text", "must not contain control characters").into());
             }
-            let pattern = format!("%{}%", escape_like(&fold_for_search(text)));
-            condition = condition.add(Expr::col(appeal::Column::TextFolded).like(LikeExpr::new(pattern).escape('\\')));
+            let backend = self.db().get_database_backend();
+            condition = condition.add(crate::search::substring_condition(backend, &fold_for_search(text)));
+        }
+        if let Some(query) = &filter.search {
+            condition = condition.add(crate::search::word_condition(self.db().get_database_backend(), query));
         }
         Ok(Some((condition, only)))
     }
@@ -320,16 +329,4 @@ pub(crate) async fn histories_on(
         histories.entry(event.event.appeal_id).or_default().push(event);
     }
     Ok(histories)
-}
-
-/// Escapes LIKE's wildcards so that a search for `100%` finds a literal `100%`.
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }

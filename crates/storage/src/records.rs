@@ -4,7 +4,7 @@
 
 use appeals_core::text::{AppealText, Category, Contact, ExternalId, PersonName, ResponseText, Tag, fold_for_search};
 use appeals_core::{Appeal, AppealId, AuditKey, ChainAnchor, MunicipalityId, RecordedEvent, Resolution, Role, UserId};
-use sea_orm::ActiveValue::Set;
+use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::prelude::Uuid;
 
 use crate::dashboard::TallyFacts;
@@ -80,6 +80,22 @@ impl TryFrom<appeal::Model> for Appeal {
 /// The appeal's row, anchored at the end of its chain by `last_event`, the
 /// anchor sealed when there is a `key`.
 pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent, key: Option<&AuditKey>) -> appeal::ActiveModel {
+    appeal::ActiveModel {
+        text: Set(appeal.text.as_str().to_owned()),
+        text_folded: Set(fold_for_search(appeal.text.as_str())),
+        search_terms: Set(Some(crate::search::stored_terms(appeal.text.as_str()))),
+        ..changed_appeal_row(appeal, last_event, key)
+    }
+}
+
+/// The row of an appeal a command changed, for its UPDATE: [`appeal_row`]
+/// without the text and what is derived from it, which no command changes, so
+/// that no transition analyses the text again or touches the search indexes.
+pub(crate) fn changed_appeal_row(
+    appeal: &Appeal,
+    last_event: &RecordedEvent,
+    key: Option<&AuditKey>,
+) -> appeal::ActiveModel {
     let resolution = appeal.resolution.as_ref();
     let tags: Vec<&str> = appeal.tags.iter().map(Tag::as_str).collect();
     let facts = TallyFacts::of(appeal);
@@ -91,8 +107,9 @@ pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent, key: Optio
         external_id: Set(appeal.external_id.as_ref().map(|value| value.as_str().to_owned())),
         author_name: Set(appeal.author_name.as_ref().map(|value| value.as_str().to_owned())),
         author_contact: Set(appeal.author_contact.as_ref().map(|value| value.as_str().to_owned())),
-        text: Set(appeal.text.as_str().to_owned()),
-        text_folded: Set(fold_for_search(appeal.text.as_str())),
+        text: NotSet,
+        text_folded: NotSet,
+        search_terms: NotSet,
         status: Set(appeal.status.as_str().to_owned()),
         priority: Set(appeal.priority.as_str().to_owned()),
         category: Set(appeal.category.as_ref().map(|value| value.as_str().to_owned())),

@@ -31,7 +31,7 @@ use crate::database::begin_write;
 use crate::directory::inserted;
 use crate::entity::{appeal, appeal_event, channel_message, sent_message};
 use crate::error::{Result, StorageError};
-use crate::records::{StoredEvent, appeal_row, event_row};
+use crate::records::{StoredEvent, changed_appeal_row, event_row};
 
 /// What became of a resident's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +202,7 @@ impl Store {
         let Applied { appeal, event } = current.record_resident_message(text.clone(), external_id.clone(), now)?;
         let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
         let updated = appeal::Entity::update_many()
-            .set(appeal_row(&appeal, &event.event, self.audit_key()))
+            .set(changed_appeal_row(&appeal, &event.event, self.audit_key()))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
             .filter(appeal::Column::LastEventSeq.eq(last_seq))
             .exec(&txn)

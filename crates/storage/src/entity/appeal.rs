@@ -16,6 +16,9 @@ pub struct Model {
     pub text: String,
     #[sea_orm(column_type = "Text")]
     pub text_folded: String,
+    /// The word search's terms of `text`, space-separated; `None` until analysed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub search_terms: Option<String>,
     pub status: String,
     pub priority: String,
     pub category: Option<String>,

@@ -1,3 +1,4 @@
+use appeals_core::search::WordQuery;
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{AppealId, MunicipalityId, Operation};
 use appeals_storage::{AppealFilter, Cursor};
@@ -33,6 +34,12 @@ pub struct AppealFilterInput {
     pub received_to: Option<DateTime<Utc>>,
     /// A case-insensitive substring of the appeal's text, in any script.
     pub text: Option<String>,
+    /// Words that must all occur in the appeal's text, in some form: Russian
+    /// and English words are matched by their stems (`ямы`, `яму` and `ямой`
+    /// find `яма`), `ё` is `е`, case does not matter, and a word ending in `*`
+    /// matches as a prefix (`освещ*`). Common words (`и`, `на`, `the`) are not
+    /// searched; a search with no other words is a `VALIDATION` error.
+    pub search: Option<String>,
 }
 
 impl TryFrom<AppealFilterInput> for AppealFilter {
@@ -49,6 +56,7 @@ impl TryFrom<AppealFilterInput> for AppealFilter {
             received_from: input.received_from,
             received_to: input.received_to,
             text: input.text,
+            search: input.search.as_deref().map(WordQuery::parse).transpose()?,
         })
     }
 }

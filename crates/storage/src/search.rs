@@ -1,0 +1,279 @@
+//! The two searches over an appeal's text, answered from indexes, and keeping
+//! those indexes: the substring search (`text`) and the word search (`search`).
+//!
+//! The rules are the domain's (`appeals_core::text::fold_for_search`,
+//! `appeals_core::search`); this module only says them in each database's
+//! terms. Every condition here keeps the plain rule too, or is exact by
+//! construction, so an index can only make a search faster, never change what it
+//! finds:
+//! - `text` is always `text_folded LIKE '%…%'`. PostgreSQL answers it from the
+//!   trigram index by itself. SQLite first narrows to the rows whose trigram
+//!   index holds the folded text as a phrase (an exact substring test when it has
+//!   three characters or more; shorter ones are scanned).
+//! - `search` is a match of the query's terms against the terms stored with the
+//!   appeal (`search_terms`): a `tsvector` match on PostgreSQL, an FTS5 query on
+//!   SQLite, both over the same terms, which the same analyser computed.
+//!
+//! The terms are written with the appeal's row, so the index is in step in the
+//! transaction that writes the appeal. Rows stored before the word search
+//! existed are analysed right after the migration, and `appeals search
+//! reindex` analyses every row again and rebuilds the indexes.
+
+use appeals_core::search::{QueryTerm, WordQuery, index_terms};
+use sea_orm::prelude::Uuid;
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+
+use crate::Store;
+use crate::entity::appeal;
+use crate::error::Result;
+
+/// The trigram index needs three characters to narrow anything down.
+const TRIGRAM: usize = 3;
+
+/// Appeals analysed per statement when the terms are (re)computed.
+const ANALYSIS_BATCH: usize = 500;
+
+/// The value of `appeal.search_terms` for `text`: its terms, space-separated.
+pub(crate) fn stored_terms(text: &str) -> String {
+    index_terms(text).join(" ")
+}
+
+/// The condition of the substring search for the folded `needle` (non-empty).
+pub(crate) fn substring_condition(backend: DbBackend, needle: &str) -> SimpleExpr {
+    let pattern = format!("%{}%", escape_like(needle));
+    let like = Expr::col((appeal::Entity, appeal::Column::TextFolded)).like(LikeExpr::new(pattern).escape('\\'));
+    if backend == DbBackend::Postgres || needle.chars().count() < TRIGRAM {
+        return like;
+    }
+    let phrase = fts5_string(needle);
+    Expr::cust_with_values(
+        r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
+        [phrase],
+    )
+    .and(like)
+}
+
+/// The condition of the word search `query`.
+pub(crate) fn word_condition(backend: DbBackend, query: &WordQuery) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            // tsquery's own syntax, each term quoted: terms are letters and
+            // digits (and the word mark), so no quote can occur inside one.
+            let tsquery = query
+                .terms()
+                .iter()
+                .map(|term| match term {
+                    QueryTerm::Exact(stem) => format!("'{stem}'"),
+                    QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
+                })
+                .collect::<Vec<_>>()
+                .join(" & ");
+            Expr::cust_with_values(
+                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST(? AS tsquery)"#,
+                [tsquery],
+            )
+        }
+        _ => {
+            let fts_query = query
+                .terms()
+                .iter()
+                .map(|term| match term {
+                    QueryTerm::Exact(stem) => fts5_string(stem),
+                    QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            Expr::cust_with_values(
+                r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
+                [fts_query],
+            )
+        }
+    }
+}
+
+/// `text` as an FTS5 string: in double quotes, each inner one doubled.
+fn fts5_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Escapes LIKE's wildcards so that a search for `100%` finds a literal `100%`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// How far an analysis of the stored appeals has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalysisProgress {
+    pub analysed: u64,
+    pub total: u64,
+}
+
+/// Which stored appeals an analysis goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Analysed {
+    /// Those with no terms yet (stored before the word search existed).
+    Missing,
+    /// Every appeal.
+    All,
+}
+
+/// Analyses the appeals that have no terms yet, in batches, calling `progress`
+/// after each; on `db`, which may be a transaction. Returns how many were analysed.
+pub(crate) async fn analyse_missing(
+    db: &impl ConnectionTrait,
+    progress: &mut impl FnMut(AnalysisProgress),
+) -> std::result::Result<u64, DbErr> {
+    let total = count(db, r#"SELECT COUNT(*) FROM "appeal" WHERE "search_terms" IS NULL"#).await?;
+    let mut analysed = 0;
+    while let Some((_, read)) = analyse_batch(db, Analysed::Missing, None).await? {
+        analysed += read;
+        progress(AnalysisProgress { analysed: std::cmp::min(analysed, total), total });
+    }
+    Ok(analysed)
+}
+
+/// Analyses one batch of appeals after `after` (by id), writing the terms that
+/// differ from the stored ones. Returns the last id read and how many were
+/// read, or `None` when there were none.
+async fn analyse_batch(
+    db: &impl ConnectionTrait,
+    which: Analysed,
+    after: Option<Uuid>,
+) -> std::result::Result<Option<(Uuid, u64)>, DbErr> {
+    let backend = db.get_database_backend();
+    let (sql, values) = match (which, after) {
+        (Analysed::Missing, _) => (
+            r#"SELECT "id", "text", "search_terms" FROM "appeal" WHERE "search_terms" IS NULL ORDER BY "id" LIMIT ?"#,
+            vec![Value::from(ANALYSIS_BATCH as i64)],
+        ),
+        (Analysed::All, None) => (
+            r#"SELECT "id", "text", "search_terms" FROM "appeal" ORDER BY "id" LIMIT ?"#,
+            vec![Value::from(ANALYSIS_BATCH as i64)],
+        ),
+        (Analysed::All, Some(after)) => (
+            r#"SELECT "id", "text", "search_terms" FROM "appeal" WHERE "id" > ? ORDER BY "id" LIMIT ?"#,
+            vec![Value::from(after), Value::from(ANALYSIS_BATCH as i64)],
+        ),
+    };
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, placeholders(backend, sql), values)).await?;
+    let Some(last) = rows.last() else { return Ok(None) };
+    let last = last.try_get_by_index::<Uuid>(0)?;
+    let mut changed = Vec::new();
+    for row in &rows {
+        let (id, text, stored) = (
+            row.try_get_by_index::<Uuid>(0)?,
+            row.try_get_by_index::<String>(1)?,
+            row.try_get_by_index::<Option<String>>(2)?,
+        );
+        let terms = stored_terms(&text);
+        if stored.as_deref() != Some(terms.as_str()) {
+            changed.push((id, terms));
+        }
+    }
+    if !changed.is_empty() {
+        write_terms(db, &changed).await?;
+    }
+    Ok(Some((last, rows.len() as u64)))
+}
+
+/// Sets `search_terms` of each `(id, terms)` in one statement.
+async fn write_terms(db: &impl ConnectionTrait, batch: &[(Uuid, String)]) -> std::result::Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let rows = vec!["(?, ?)"; batch.len()].join(", ");
+    // A VALUES list's columns are `column1`, `column2`… on both databases.
+    let id = match backend {
+        DbBackend::Postgres => r#"CAST("v"."column1" AS uuid)"#,
+        _ => r#""v"."column1""#,
+    };
+    let sql = format!(
+        r#"UPDATE "appeal" SET "search_terms" = "v"."column2" FROM (VALUES {rows}) AS "v" WHERE "appeal"."id" = {id}"#
+    );
+    let values = batch.iter().flat_map(|(id, terms)| [Value::from(*id), Value::from(terms.clone())]);
+    db.execute_raw(Statement::from_sql_and_values(backend, placeholders(backend, &sql), values)).await?;
+    Ok(())
+}
+
+/// `sql` with its `?` placeholders numbered as PostgreSQL writes them.
+fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut numbered = String::with_capacity(sql.len() + 16);
+    let mut next = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            next += 1;
+            numbered.push_str(&format!("${next}"));
+        } else {
+            numbered.push(c);
+        }
+    }
+    numbered
+}
+
+async fn count(db: &impl ConnectionTrait, sql: &str) -> std::result::Result<u64, DbErr> {
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+    Ok(row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.map_or(0, |count| u64::try_from(count).unwrap_or(0)))
+}
+
+impl Store {
+    /// Analyses every appeal's text again, writing the terms that changed, and
+    /// rebuilds both search indexes: for a database whose terms an older
+    /// analyser wrote, or whose SQLite file was `VACUUM`ed (which may renumber
+    /// the rows the FTS5 indexes point at). Each batch is its own transaction,
+    /// so the service keeps serving meanwhile; on SQLite the final rebuild of
+    /// the FTS5 tables holds the write lock while it runs.
+    pub async fn reindex_search(&self, mut progress: impl FnMut(AnalysisProgress)) -> Result<u64> {
+        let db = self.db();
+        let total = count(db, r#"SELECT COUNT(*) FROM "appeal""#).await?;
+        let (mut analysed, mut after) = (0, None);
+        loop {
+            let txn = crate::database::begin_write(db).await?;
+            let batch = analyse_batch(&txn, Analysed::All, after).await?;
+            txn.commit().await?;
+            let Some((last, read)) = batch else { break };
+            (analysed, after) = (analysed + read, Some(last));
+            progress(AnalysisProgress { analysed: std::cmp::min(analysed, total), total });
+        }
+        let rebuild: &[&str] = match db.get_database_backend() {
+            DbBackend::Postgres => &[
+                r#"REINDEX INDEX CONCURRENTLY "appeal_text_trigram_idx""#,
+                r#"REINDEX INDEX CONCURRENTLY "appeal_search_terms_idx""#,
+            ],
+            // The FTS5 tables read the rows' own columns back: rebuilt from
+            // them, they point at the rows' current numbers.
+            _ => &[
+                r#"INSERT INTO "appeal_text_trigram"("appeal_text_trigram") VALUES ('rebuild')"#,
+                r#"INSERT INTO "appeal_search_term"("appeal_search_term") VALUES ('rebuild')"#,
+            ],
+        };
+        for sql in rebuild {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(analysed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgresql_placeholders_are_numbered() {
+        assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(placeholders(DbBackend::Sqlite, "a = ?"), "a = ?");
+    }
+
+    #[test]
+    fn fts5_strings_double_their_quotes() {
+        assert_eq!(fts5_string(r#"say "hi""#), r#""say ""hi""""#);
+    }
+}
