@@ -167,7 +167,18 @@ impl Worker for ApiWorker {
                 let filter = json!({ "municipalityCode": FOCUS_MUNICIPALITY, "status": "RECEIVED" });
                 self.read(LIST, json!({ "first": PAGE, "filter": filter })).await
             }
-            Scenario::ListSearch => self.read(LIST, json!({ "first": PAGE, "filter": { "text": SEARCH_TEXT } })).await,
+            Scenario::ListSearch | Scenario::ListWords => {
+                let drawn = self.shared.searches.draw(&mut self.rng);
+                let mut filter = if self.scenario == Scenario::ListSearch {
+                    json!({ "text": drawn.as_text() })
+                } else {
+                    json!({ "search": drawn.words })
+                };
+                if drawn.in_focus {
+                    filter["municipalityCode"] = json!(FOCUS_MUNICIPALITY);
+                }
+                self.read(LIST, json!({ "first": PAGE, "filter": filter })).await
+            }
             Scenario::ListBesideSearch if self.index == 0 => {
                 self.read(LIST, json!({ "first": PAGE, "filter": { "text": SEARCH_TEXT } })).await?;
                 Ok(Sent::Beside)

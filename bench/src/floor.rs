@@ -7,9 +7,10 @@
 //!
 //! | scenario | statements |
 //! |---|---|
-//! | intake | one transaction: take the next number (an upsert that returns it), insert the appeal, insert its event |
+//! | intake | one transaction: take the next number (an upsert that returns it), insert the appeal (with its text folded and its search terms, which the search indexes take in), insert its event |
 //! | transitions | one transaction: lock the appeal and read its version and chain end, update it, insert the event |
 //! | list pages | one keyset `SELECT` of the page with its municipalities, and the total: from the running totals where they can tell (no filter, or a municipality), else a `COUNT` |
+//! | searches | the same, the search answered from its index alone (on SQLite, the FTS5 table counts a region-wide total by itself) |
 //! | one appeal | the appeal, and its history with its actors (one join) |
 //! | dashboards | `Store::dashboard` itself, on the floor's connection: the running totals and their histograms are the data model, read the one way their format allows |
 //!
@@ -32,6 +33,7 @@ use anyhow::Context as _;
 use appeals_core::appeal::registration_number;
 use appeals_core::clock::to_storage_precision;
 use appeals_core::events::{EventData, NewEvent};
+use appeals_core::search::{QueryTerm, WordQuery};
 use appeals_core::text::{AppealText, ExternalId, MunicipalityCode, PersonName, ResponseText, fold_for_search};
 use appeals_core::{AppealId, Channel, DeadlinePolicy, Outcome, RecordedEvent, Scope, Status, Submission};
 use appeals_storage::{Cursor, DashboardFilter, Store};
@@ -52,7 +54,7 @@ use crate::texts;
 
 const NEXT_NUMBER: &str = r#"INSERT INTO "registration_counter" ("municipality_id", "year", "last_value") VALUES (?, ?, 1) ON CONFLICT ("municipality_id", "year") DO UPDATE SET "last_value" = "registration_counter"."last_value" + 1 RETURNING "last_value""#;
 
-const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "text", "text_folded", "status", "priority", "tags", "received_at", "seen_due_at", "due_at", "deadline_extended", "version", "last_event_seq", "last_event_hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', '[]', ?, ?, ?, false, 1, 1, ?) ON CONFLICT ("municipality_id", "channel", "external_id") DO NOTHING"#;
+const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "text", "text_folded", "search_terms", "status", "priority", "tags", "received_at", "seen_due_at", "due_at", "deadline_extended", "version", "last_event_seq", "last_event_hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', '[]', ?, ?, ?, false, 1, 1, ?) ON CONFLICT ("municipality_id", "channel", "external_id") DO NOTHING"#;
 
 const INSERT_EVENT: &str = r#"INSERT INTO "appeal_event" ("id", "appeal_id", "seq", "kind", "at", "actor_id", "from_status", "to_status", "note", "data", "hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#;
 
@@ -74,8 +76,6 @@ const TOTAL_FROM_TALLIES: &str =
 
 const RECEIVED_FROM_TALLY: &str = r#"SELECT "received" FROM "municipality_tally" WHERE "municipality_id" = ?"#;
 
-const COUNT_MATCHING: &str = r#"SELECT COUNT(*) FROM "appeal" WHERE "text_folded" LIKE ? ESCAPE '\'"#;
-
 const APPEAL: &str = r#"SELECT "id", "number", "status", "priority", "category", "tags", "text", "received_at", "seen_at", "resolved_at", "due_at", "version", "outcome", "response" FROM "appeal" WHERE "id" = ?"#;
 
 /// The first page of the history, as `Appeal.history` gives it by default.
@@ -89,9 +89,21 @@ pub enum ListFilter {
     Unread {
         municipality: Uuid,
     },
-    /// Appeals whose text contains this (already folded for search).
-    Text(String),
+    /// Appeals whose text contains `folded` (already folded for search), in
+    /// one municipality or all.
+    Text {
+        folded: String,
+        municipality: Option<Uuid>,
+    },
+    /// Appeals whose text has every word of `query`, in one municipality or all.
+    Words {
+        query: WordQuery,
+        municipality: Option<Uuid>,
+    },
 }
+
+/// The trigram index narrows a substring search of three characters or more.
+const TRIGRAM: usize = 3;
 
 /// What a list page returned: its appeals' ids, newest first, and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +178,7 @@ impl Floor {
             appeal.author_name.as_ref().map(|value| value.as_str().to_owned()).into(),
             appeal.text.as_str().into(),
             fold_for_search(appeal.text.as_str()).into(),
+            appeals_core::search::index_terms(appeal.text.as_str()).join(" ").into(),
             appeal.status.as_str().into(),
             appeal.received_at.into(),
             appeal.seen_due_at.into(),
@@ -265,11 +278,19 @@ impl Floor {
                 conditions.push(r#""appeal"."municipality_id" = ? AND "appeal"."status" = 'RECEIVED'"#);
                 values.push((*municipality).into());
             }
-            ListFilter::Text(folded) => {
-                conditions.push(r#""appeal"."text_folded" LIKE ? ESCAPE '\'"#);
-                values.push(like_pattern(folded).into());
+            ListFilter::Text { .. } | ListFilter::Words { .. } => {
+                let (condition, value) = self.search_condition(filter);
+                conditions.push(condition);
+                values.push(value.into());
+                if let ListFilter::Text { municipality: Some(municipality), .. }
+                | ListFilter::Words { municipality: Some(municipality), .. } = filter
+                {
+                    conditions.push(r#""appeal"."municipality_id" = ?"#);
+                    values.push((*municipality).into());
+                }
             }
         }
+        let counting = (conditions.clone(), values.clone());
         if let Some(after) = after {
             conditions.push(r#"("appeal"."received_at", "appeal"."id") < (?, ?)"#);
             values.extend([after.received_at.into(), after.id.as_uuid().into()]);
@@ -289,9 +310,68 @@ impl Floor {
             ListFilter::Unread { municipality } => {
                 self.number(RECEIVED_FROM_TALLY, vec![(*municipality).into()]).await?
             }
-            ListFilter::Text(folded) => self.number(COUNT_MATCHING, vec![like_pattern(folded).into()]).await?,
+            ListFilter::Text { .. } | ListFilter::Words { .. } => self.count_matching(filter, counting).await?,
         };
         Ok(PageOfIds { ids, has_next_page, total })
+    }
+
+    /// A search's condition on `appeal` and the value it binds: on
+    /// PostgreSQL the trigram index answers LIKE and the terms' GIN index a
+    /// `tsquery`; on SQLite an FTS5 table's rows (a trigram phrase is an exact
+    /// substring; shorter texts can only be scanned).
+    fn search_condition(&self, filter: &ListFilter) -> (&'static str, String) {
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        match filter {
+            ListFilter::Text { folded, .. } if postgres || folded.chars().count() < TRIGRAM => {
+                (r#""appeal"."text_folded" LIKE ? ESCAPE '\'"#, like_pattern(folded))
+            }
+            ListFilter::Text { folded, .. } => (
+                r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
+                fts5_string(folded),
+            ),
+            ListFilter::Words { query, .. } if postgres => (
+                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST(? AS tsquery)"#,
+                query
+                    .terms()
+                    .iter()
+                    .map(|term| match term {
+                        QueryTerm::Exact(stem) => format!("'{stem}'"),
+                        QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" & "),
+            ),
+            ListFilter::Words { query, .. } => (
+                r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
+                fts5_words(query),
+            ),
+            ListFilter::Everything | ListFilter::Unread { .. } => ("TRUE", String::new()),
+        }
+    }
+
+    /// How many appeals a search matches: on SQLite, over the region, the
+    /// FTS5 table alone counts its rows; otherwise a `COUNT` of the page's
+    /// conditions (without its cursor).
+    async fn count_matching(
+        &self,
+        filter: &ListFilter,
+        (conditions, values): (Vec<&str>, Vec<Value>),
+    ) -> anyhow::Result<u64> {
+        let sqlite = self.db.get_database_backend() == DbBackend::Sqlite;
+        match filter {
+            ListFilter::Words { query, municipality: None } if sqlite => {
+                let sql = r#"SELECT COUNT(*) FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?"#;
+                self.number(sql, vec![fts5_words(query).into()]).await
+            }
+            ListFilter::Text { folded, municipality: None } if sqlite && folded.chars().count() >= TRIGRAM => {
+                let sql = r#"SELECT COUNT(*) FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?"#;
+                self.number(sql, vec![fts5_string(folded).into()]).await
+            }
+            _ => {
+                let sql = format!(r#"SELECT COUNT(*) FROM "appeal" WHERE {}"#, conditions.join(" AND "));
+                self.number(&sql, values).await
+            }
+        }
     }
 
     async fn number(&self, sql: &str, values: Vec<Value>) -> anyhow::Result<u64> {
@@ -324,6 +404,24 @@ impl Floor {
         self.db.execute_unprepared(r#"DELETE FROM "municipality_tally""#).await?;
         Ok(())
     }
+}
+
+/// `text` as an FTS5 string: in double quotes, each inner one doubled.
+fn fts5_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// A word query in FTS5's syntax: every term, a prefix marked `*`.
+fn fts5_words(query: &WordQuery) -> String {
+    query
+        .terms()
+        .iter()
+        .map(|term| match term {
+            QueryTerm::Exact(stem) => fts5_string(stem),
+            QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// SQLite's write transactions begin IMMEDIATE, as the server's do: a deferred
@@ -440,12 +538,18 @@ impl Worker for FloorWorker {
                 let filter = ListFilter::Unread { municipality: focus.id.as_uuid() };
                 self.floor.page(&filter, None).await.map(|_| Sent::Answered)
             }
-            Scenario::ListSearch => {
-                let filter = ListFilter::Text(fold_for_search(SEARCH_TEXT));
+            Scenario::ListSearch | Scenario::ListWords => {
+                let drawn = self.shared.searches.draw(&mut self.rng);
+                let municipality = drawn.in_focus.then(|| focus.id.as_uuid());
+                let filter = if self.scenario == Scenario::ListSearch {
+                    ListFilter::Text { folded: fold_for_search(drawn.as_text().trim()), municipality }
+                } else {
+                    ListFilter::Words { query: WordQuery::parse(&drawn.words)?, municipality }
+                };
                 self.floor.page(&filter, None).await.map(|_| Sent::Answered)
             }
             Scenario::ListBesideSearch if self.index == 0 => {
-                let filter = ListFilter::Text(fold_for_search(SEARCH_TEXT));
+                let filter = ListFilter::Text { folded: fold_for_search(SEARCH_TEXT), municipality: None };
                 self.floor.page(&filter, None).await.map(|_| Sent::Beside)
             }
             Scenario::ListBesideSearch => self.floor.page(&ListFilter::Everything, None).await.map(|_| Sent::Answered),

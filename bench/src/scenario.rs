@@ -2,13 +2,15 @@
 //! the floor (the same statements straight to the database); and what their
 //! workers share.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use appeals_storage::directory::token_digest;
 use clap::ValueEnum;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 use crate::region::{Region, UnreadAppeal};
+use crate::texts;
 
 /// What the governor's office, the heads and the intake bots do most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,8 +26,13 @@ pub enum Scenario {
     ListDeep,
     /// The unread appeals of Tomsk: a filter on municipality and status.
     ListFiltered,
-    /// A case-insensitive Cyrillic text search over the region.
+    /// The substring search (`text`), each client drawing from the
+    /// [`SearchMix`]: rare and common words, two-word phrases, the start of a
+    /// word; over the region or one municipality; with `totalCount`.
     ListSearch,
+    /// The word search (`search`) with the same mix: inflected words, two
+    /// words that must both occur, prefixes (`освещ*`).
+    ListWords,
     /// `list-first` while one of the clients runs the slowest query the API
     /// accepts (the region's text search with its total) in a loop; only the
     /// other clients' pages are measured.
@@ -49,6 +56,7 @@ impl Scenario {
             Scenario::ListDeep => "list-deep",
             Scenario::ListFiltered => "list-filtered",
             Scenario::ListSearch => "list-search",
+            Scenario::ListWords => "list-words",
             Scenario::ListBesideSearch => "list-beside-search",
             Scenario::Appeal => "appeal",
             Scenario::DashboardRegion => "dashboard-region",
@@ -67,8 +75,81 @@ impl Scenario {
 /// The municipality the filtered list and the one-municipality dashboard show.
 pub const FOCUS_MUNICIPALITY: &str = "tomsk";
 
-/// The text the search looks for.
+/// The text the search beside `list-first` looks for.
 pub const SEARCH_TEXT: &str = "яма";
+
+/// What the searching clients type, drawn from the region's own texts: rare
+/// words (one appeal in [`texts::RARE_ONE_IN`] holds one), the ten most common
+/// words of the texts, two words, the start of a word; half over the region,
+/// half within [`FOCUS_MUNICIPALITY`].
+pub struct SearchMix {
+    common: Vec<String>,
+}
+
+/// One search a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnSearch {
+    /// What the client types: for `search`, words (`*` for a prefix); for
+    /// `text`, the same without the `*`.
+    pub words: String,
+    /// Within [`FOCUS_MUNICIPALITY`] rather than over the region.
+    pub in_focus: bool,
+}
+
+/// The starts of words a prefix search types.
+const PREFIXES: &[&str] = &["освещ", "подъезд", "дорог", "заявк", "ремонт", "комисси"];
+
+impl SearchMix {
+    /// The ten words in most of `SAMPLE` generated texts (by the analyser's
+    /// reading: a word counts once per text, stop words not at all).
+    pub fn new() -> SearchMix {
+        const SAMPLE: usize = 2_000;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut in_texts: HashMap<String, usize> = HashMap::new();
+        for _ in 0..SAMPLE {
+            for term in appeals_core::search::index_terms(&texts::appeal_text(&mut rng)) {
+                if let Some(word) = term.strip_prefix(appeals_core::search::WORD_MARK) {
+                    *in_texts.entry(word.to_owned()).or_default() += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(String, usize)> = in_texts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        SearchMix { common: ranked.into_iter().take(10).map(|(word, _)| word).collect() }
+    }
+
+    /// The ten most common words.
+    pub fn common(&self) -> &[String] {
+        &self.common
+    }
+
+    /// The next search: 30% a rare word, 30% a common one, 25% two words (a
+    /// common one and a rare one, or two common ones), 15% the start of a word.
+    pub fn draw(&self, rng: &mut impl Rng) -> DrawnSearch {
+        let (rare, common) = (texts::RARE_WORDS, &self.common.iter().map(String::as_str).collect::<Vec<_>>());
+        let words = match rng.random_range(0..100) {
+            0..30 => texts::pick(rng, rare).to_owned(),
+            30..60 => texts::pick(rng, common).to_owned(),
+            60..75 => format!("{} {}", texts::pick(rng, common), texts::pick(rng, rare)),
+            75..85 => format!("{} {}", texts::pick(rng, common), texts::pick(rng, common)),
+            _ => format!("{}*", texts::pick(rng, PREFIXES)),
+        };
+        DrawnSearch { words, in_focus: rng.random_bool(0.5) }
+    }
+}
+
+impl Default for SearchMix {
+    fn default() -> Self {
+        SearchMix::new()
+    }
+}
+
+impl DrawnSearch {
+    /// As the substring search's text: what the client types, without `*`.
+    pub fn as_text(&self) -> String {
+        self.words.replace('*', "")
+    }
+}
 
 /// What every worker of a run reads, and the queue of unread appeals that the
 /// intake scenario fills and the transitions scenario drains.
@@ -77,6 +158,7 @@ pub struct Shared {
     /// A tag unique to this run, for the external ids of submitted appeals.
     pub run: String,
     pub focus: usize,
+    pub searches: SearchMix,
     unread: Mutex<Vec<UnreadAppeal>>,
 }
 
@@ -90,7 +172,7 @@ impl Shared {
             .ok_or_else(|| anyhow::anyhow!("the region has no municipality `{FOCUS_MUNICIPALITY}`"))?;
         let unread = Mutex::new(std::mem::take(&mut region.unread));
         let run = format!("{:08x}", rand::rng().random::<u32>());
-        Ok(Shared { region, run, focus, unread })
+        Ok(Shared { region, run, focus, searches: SearchMix::new(), unread })
     }
 
     pub fn add_unread(&self, appeal: UnreadAppeal) {

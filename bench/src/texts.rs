@@ -56,6 +56,52 @@ const REQUESTS: &[&str] = &[
     "Надеемся на ваше вмешательство, так как другие способы уже испробованы.",
 ];
 
+/// Sentences that few appeals hold, each with a word found nowhere else in these
+/// banks: what a search for a rare word looks for. One appeal in
+/// [`RARE_ONE_IN`] has one of them.
+const RARE: &[&str] = &[
+    "Шлагбаум у въезда во двор сломан и не закрывается.",
+    "Во дворе вырос борщевик выше человеческого роста.",
+    "На фасаде соседнего дома появились граффити.",
+    "Самосвалы разбили асфальт при вывозе грунта.",
+    "Над теплотрассой всю зиму стоит пар, земля не промерзает.",
+    "Канализационный люк открыт, крышку унесли.",
+    "Скамейки в сквере сломаны, сесть негде.",
+    "Фонтан на площади не работает второй год.",
+    "Велодорожку заставили машинами.",
+    "В подъезде поселились голуби, всё загажено.",
+    "Гололёд на лестнице к поликлинике, пожилые падают.",
+    "Водосток оторвало ветром, он висит над тротуаром.",
+    "Рекламный щит наклонился и может упасть на остановку.",
+    "В парке спилили здоровые тополя без объявления.",
+    "У школы нет пешеходного перехода и знака.",
+    "Мусоропровод в нашем подъезде заварили без предупреждения.",
+];
+
+/// One appeal in this many holds a sentence of [`RARE`].
+pub const RARE_ONE_IN: u32 = 250;
+
+/// The words of [`RARE`] a search looks for, one per sentence, as residents
+/// would type them.
+pub const RARE_WORDS: &[&str] = &[
+    "шлагбаум",
+    "борщевик",
+    "граффити",
+    "самосвалы",
+    "теплотрасса",
+    "люк",
+    "скамейка",
+    "фонтан",
+    "велодорожка",
+    "голуби",
+    "гололед",
+    "водосток",
+    "щит",
+    "тополя",
+    "переход",
+    "мусоропровод",
+];
+
 const STREETS: &[&str] = &[
     "Ленина",
     "Пушкина",
@@ -113,6 +159,10 @@ pub fn appeal_text(rng: &mut impl Rng) -> String {
         text.push(' ');
         text.push_str(&fill(rng, sentence));
     }
+    if rng.random_ratio(1, RARE_ONE_IN) {
+        text.push(' ');
+        text.push_str(pick(rng, RARE));
+    }
     text.push(' ');
     text.push_str(pick(rng, REQUESTS));
     text
@@ -166,6 +216,21 @@ mod tests {
             let text = appeal_text(&mut rng);
             assert!((APPEAL_TEXT_BYTES - 250..APPEAL_TEXT_BYTES + 500).contains(&text.len()), "{} bytes", text.len());
             assert!(appeals_core::text::AppealText::parse(&text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_rare_word_is_found_in_its_sentence_and_in_no_other_bank() {
+        use appeals_core::search::{WordQuery, index_terms};
+        assert_eq!(RARE.len(), RARE_WORDS.len());
+        let others: Vec<&str> =
+            [OPENINGS, PROBLEMS, DETAILS, REQUESTS, STREETS, RESPONSES].into_iter().flatten().copied().collect();
+        for (sentence, word) in RARE.iter().zip(RARE_WORDS) {
+            let query = WordQuery::parse(word).expect("a rare word is no stop word");
+            assert!(query.matches(&index_terms(sentence)), "{word} in {sentence}");
+            for other in &others {
+                assert!(!query.matches(&index_terms(other)), "{word} also in {other}");
+            }
         }
     }
 }

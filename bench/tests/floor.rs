@@ -6,6 +6,7 @@
 use appeals_bench::api::PAGE;
 use appeals_bench::floor::{Floor, ListFilter};
 use appeals_bench::region;
+use appeals_core::search::WordQuery;
 use appeals_core::text::{AppealText, MunicipalityCode, ResponseText, fold_for_search};
 use appeals_core::{Channel, Operation, Role, Status, Submission};
 use appeals_storage::testing::{Backend, ThrowawayDatabase};
@@ -25,7 +26,9 @@ async fn the_floor_reads_what_the_service_reads_and_writes_what_it_writes(backen
     let tomsk = region.municipality("tomsk").expect("Tomsk");
     let tomsk_id = region.municipalities[tomsk].id;
 
-    let lists: [(&str, AppealFilter, ListFilter, Option<Cursor>); 4] = [
+    let tomsk_code = || Some(MunicipalityCode::parse("tomsk").expect("a code"));
+    let words = |raw: &str| WordQuery::parse(raw).expect("a word query");
+    let lists: [(&str, AppealFilter, ListFilter, Option<Cursor>); 9] = [
         ("first page", AppealFilter::default(), ListFilter::Everything, None),
         ("deep page", AppealFilter::default(), ListFilter::Everything, Some(region.middle)),
         (
@@ -41,8 +44,42 @@ async fn the_floor_reads_what_the_service_reads_and_writes_what_it_writes(backen
         (
             "search",
             AppealFilter { text: Some("ЯМА".to_owned()), ..AppealFilter::default() },
-            ListFilter::Text(fold_for_search("ЯМА")),
+            ListFilter::Text { folded: fold_for_search("ЯМА"), municipality: None },
             None,
+        ),
+        (
+            "search in Tomsk",
+            AppealFilter {
+                text: Some("дорог".to_owned()), municipality_code: tomsk_code(), ..AppealFilter::default()
+            },
+            ListFilter::Text { folded: fold_for_search("дорог"), municipality: Some(tomsk_id.as_uuid()) },
+            None,
+        ),
+        (
+            "a search too short for trigrams",
+            AppealFilter { text: Some("Я".to_owned()), ..AppealFilter::default() },
+            ListFilter::Text { folded: fold_for_search("Я"), municipality: None },
+            None,
+        ),
+        (
+            "words",
+            AppealFilter { search: Some(words("ямы дорогой")), ..AppealFilter::default() },
+            ListFilter::Words { query: words("ямы дорогой"), municipality: None },
+            None,
+        ),
+        (
+            "words in Tomsk",
+            AppealFilter {
+                search: Some(words("освещ*")), municipality_code: tomsk_code(), ..AppealFilter::default()
+            },
+            ListFilter::Words { query: words("освещ*"), municipality: Some(tomsk_id.as_uuid()) },
+            None,
+        ),
+        (
+            "words past a cursor",
+            AppealFilter { search: Some(words("подъезд")), ..AppealFilter::default() },
+            ListFilter::Words { query: words("подъезд"), municipality: None },
+            Some(region.middle),
         ),
     ];
     for (case, filter, floor_filter, after) in lists {

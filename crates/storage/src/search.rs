@@ -69,8 +69,9 @@ pub(crate) fn word_condition(backend: DbBackend, query: &WordQuery) -> SimpleExp
                 })
                 .collect::<Vec<_>>()
                 .join(" & ");
+            // sea-query's placeholder in custom SQL is PostgreSQL's own `$1`.
             Expr::cust_with_values(
-                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST(? AS tsquery)"#,
+                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST($1 AS tsquery)"#,
                 [tsquery],
             )
         }
