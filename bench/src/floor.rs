@@ -178,7 +178,7 @@ impl Floor {
             appeal.author_name.as_ref().map(|value| value.as_str().to_owned()).into(),
             appeal.text.as_str().into(),
             fold_for_search(appeal.text.as_str()).into(),
-            appeals_core::search::index_terms(appeal.text.as_str()).join(" ").into(),
+            appeals_storage::search::stored_terms(appeal.text.as_str(), appeal.municipality_id).into(),
             appeal.status.as_str().into(),
             appeal.received_at.into(),
             appeal.seen_due_at.into(),

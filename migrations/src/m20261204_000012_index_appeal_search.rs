@@ -20,7 +20,7 @@ use crate::m20261128_000003_create_appeal::Appeal;
 ///   transaction: `appeal_text_trigram` (the trigram tokenizer, case-sensitive,
 ///   since `text_folded` is folded already) and `appeal_search_term` (the
 ///   `ascii` tokenizer, which keeps every non-ASCII character in a term, with
-///   the word mark `>` as a term character). The trigram index is built here
+///   the word mark `>` and the municipality mark `#` as term characters). The trigram index is built here
 ///   from the stored texts; the terms' index fills as storage analyses them.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -48,7 +48,7 @@ impl MigrationTrait for Migration {
             _ => &[
                 r#"CREATE INDEX "appeal_unanalysed_idx" ON "appeal" ("id") WHERE "search_terms" IS NULL"#,
                 r#"CREATE VIRTUAL TABLE "appeal_text_trigram" USING fts5("text_folded", content='appeal', content_rowid='rowid', tokenize='trigram case_sensitive 1')"#,
-                r#"CREATE VIRTUAL TABLE "appeal_search_term" USING fts5("search_terms", content='appeal', content_rowid='rowid', tokenize="ascii tokenchars '>'", detail='none')"#,
+                r#"CREATE VIRTUAL TABLE "appeal_search_term" USING fts5("search_terms", content='appeal', content_rowid='rowid', tokenize="ascii tokenchars '>#'", detail='none')"#,
                 r#"INSERT INTO "appeal_text_trigram"("appeal_text_trigram") VALUES ('rebuild')"#,
                 // Every row gets its (empty) entry, which its analysis replaces.
                 r#"INSERT INTO "appeal_search_term"("appeal_search_term") VALUES ('rebuild')"#,

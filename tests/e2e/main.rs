@@ -32,6 +32,7 @@ mod races;
 mod rate_limit;
 mod readme;
 mod schema;
+mod search;
 mod service;
 mod statements;
 mod subscriptions;

@@ -10,7 +10,9 @@ use appeals_core::{Appeal, AppealId, Channel, InvalidInput, MunicipalityId, Prio
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 
 use crate::Store;
 use crate::abandon::CancellableRead;
@@ -18,6 +20,7 @@ use crate::database::begin_read;
 use crate::entity::{appeal, appeal_event};
 use crate::error::Result;
 use crate::records::StoredEvent;
+use crate::search;
 
 /// The longest text a search may look for.
 pub const MAX_SEARCH_CHARS: usize = 200;
@@ -65,6 +68,16 @@ impl AppealFilter {
             && received_to.is_none()
             && text.as_deref().is_none_or(|text| text.trim().is_empty())
             && search.is_none()
+    }
+}
+
+impl AppealFilter {
+    /// Whether one search, `text` or `search`, is the only filter besides a
+    /// municipality.
+    fn only_one_search(&self) -> bool {
+        let text = self.text.as_deref().is_some_and(|text| !text.trim().is_empty());
+        let only_searches = AppealFilter { municipality_code: None, text: None, search: None, ..self.clone() };
+        (text != self.search.is_some()) && only_searches.counted_by_tallies() && self.status.is_none()
     }
 }
 
@@ -126,6 +139,16 @@ async fn page(
     Ok((appeals, has_next_page))
 }
 
+/// A filter as SQL.
+struct Filtered {
+    condition: Condition,
+    /// The one municipality the filter keeps to, if any.
+    only: Option<MunicipalityId>,
+    /// A statement that counts the matches from a search's index alone,
+    /// when that search is all there is to count.
+    index_count: Option<Statement>,
+}
+
 /// One page of the list.
 #[derive(Debug, Clone)]
 pub struct AppealPage {
@@ -167,7 +190,8 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<AppealPage> {
-        let Some((condition, municipality)) = self.filter_condition(scope, filter).await? else {
+        let Some(Filtered { condition, only: municipality, index_count }) = self.filter_condition(scope, filter).await?
+        else {
             return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
         };
         // Counted from the dashboard's running totals when they can tell, as
@@ -181,7 +205,14 @@ impl Store {
         }
         let read = CancellableRead::begin(self.db()).await?;
         let (appeals, has_next_page) = page(read.txn(), condition.clone(), first, after).await?;
-        let total_count = appeal::Entity::find().filter(condition).count(read.txn()).await?;
+        let total_count = match index_count {
+            Some(statement) => {
+                let row = read.txn().query_one_raw(statement).await?;
+                let counted = row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0);
+                u64::try_from(counted).unwrap_or(0)
+            }
+            None => appeal::Entity::find().filter(condition).count(read.txn()).await?,
+        };
         read.commit().await?;
         Ok(AppealPage { appeals, has_next_page, total_count })
     }
@@ -195,7 +226,7 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<(Vec<Appeal>, bool)> {
-        let Some((condition, _)) = self.filter_condition(scope, filter).await? else {
+        let Some(Filtered { condition, .. }) = self.filter_condition(scope, filter).await? else {
             return Ok((Vec::new(), false));
         };
         if filter.counted_by_tallies() {
@@ -210,11 +241,7 @@ impl Store {
     /// The SQL condition for `filter` within `scope`, and the one municipality
     /// it keeps to, if any; `None` when nothing can match (a municipality
     /// outside the scope).
-    async fn filter_condition(
-        &self,
-        scope: Scope,
-        filter: &AppealFilter,
-    ) -> Result<Option<(Condition, Option<MunicipalityId>)>> {
+    async fn filter_condition(&self, scope: Scope, filter: &AppealFilter) -> Result<Option<Filtered>> {
         let now = self.now();
         let mut condition = Condition::all();
         let mut only = None;
@@ -257,6 +284,7 @@ impl Store {
         if let Some(to) = filter.received_to {
             condition = condition.add(appeal::Column::ReceivedAt.lt(check_storable("receivedTo", to)?));
         }
+        let mut index_count = None;
         if let Some(text) = filter.text.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
             if text.chars().count() > MAX_SEARCH_CHARS {
                 return Err(InvalidInput::new("text", format!("must be at most {MAX_SEARCH_CHARS} characters")).into());
@@ -264,13 +292,19 @@ impl Store {
             if text.chars().any(char::is_control) {
                 return Err(InvalidInput::new("text", "must not contain control characters").into());
             }
-            let backend = self.db().get_database_backend();
-            condition = condition.add(crate::search::substring_condition(backend, &fold_for_search(text)));
+            let planned = search::plan_substring(self.db(), &fold_for_search(text), only).await?;
+            condition = condition.add(planned.condition);
+            index_count = planned.index_count;
         }
         if let Some(query) = &filter.search {
-            condition = condition.add(crate::search::word_condition(self.db().get_database_backend(), query));
+            let planned = search::plan_words(self.db(), query, only).await?;
+            condition = condition.add(planned.condition);
+            index_count = planned.index_count;
         }
-        Ok(Some((condition, only)))
+        // The index's count is the total only when its search is the only
+        // restriction besides the one municipality it was planned for.
+        let index_count = index_count.filter(|_| filter.only_one_search());
+        Ok(Some(Filtered { condition, only, index_count }))
     }
 
     /// An appeal's history, oldest first.

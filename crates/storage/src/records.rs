@@ -83,7 +83,7 @@ pub(crate) fn appeal_row(appeal: &Appeal, last_event: &RecordedEvent, key: Optio
     appeal::ActiveModel {
         text: Set(appeal.text.as_str().to_owned()),
         text_folded: Set(fold_for_search(appeal.text.as_str())),
-        search_terms: Set(Some(crate::search::stored_terms(appeal.text.as_str()))),
+        search_terms: Set(Some(crate::search::stored_terms(appeal.text.as_str(), appeal.municipality_id))),
         ..changed_appeal_row(appeal, last_event, key)
     }
 }

@@ -21,7 +21,8 @@
 
 use appeals_core::search::{QueryTerm, WordQuery, index_terms};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, SimpleExpr};
+use appeals_core::MunicipalityId;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 use crate::Store;
@@ -34,63 +35,145 @@ const TRIGRAM: usize = 3;
 /// Appeals analysed per statement when the terms are (re)computed.
 const ANALYSIS_BATCH: usize = 500;
 
-/// The value of `appeal.search_terms` for `text`: its terms, space-separated.
-pub(crate) fn stored_terms(text: &str) -> String {
-    index_terms(text).join(" ")
+/// On SQLite, a search whose index finds at most this many appeals is
+/// answered from the index's rows (looked up, then sorted); one that finds
+/// more, by reading the list newest first and testing each row, which finds a
+/// page after about `page × appeals / matches` rows. Measured at 100,000
+/// appeals: looking up and sorting costs some 3.5 µs a row, testing a row
+/// about 1 µs; the two meet at a few thousand matches at a million appeals.
+const FEW_MATCHES: i64 = 2_000;
+
+/// The mark of the term that names an appeal's municipality, so that a word
+/// search within one municipality is counted by the index alone.
+const MUNICIPALITY_MARK: char = '#';
+
+/// The value of `appeal.search_terms` for `text` of an appeal of
+/// `municipality`: its terms, and its municipality's, space-separated.
+pub fn stored_terms(text: &str, municipality: MunicipalityId) -> String {
+    let mut terms = index_terms(text);
+    terms.push(municipality_term(municipality));
+    terms.join(" ")
 }
 
-/// The condition of the substring search for the folded `needle` (non-empty).
-pub(crate) fn substring_condition(backend: DbBackend, needle: &str) -> SimpleExpr {
+fn municipality_term(municipality: MunicipalityId) -> String {
+    format!("{MUNICIPALITY_MARK}{}", municipality.as_uuid().simple())
+}
+
+/// A search as one database answers it.
+pub(crate) struct PlannedSearch {
+    /// What a matching row satisfies.
+    pub condition: SimpleExpr,
+    /// On SQLite, when the search is all there is to count: a statement that
+    /// counts its matches from its FTS5 table alone.
+    pub index_count: Option<Statement>,
+}
+
+/// The substring search for the folded `needle` (non-empty), within
+/// `municipality` if there is one.
+pub(crate) async fn plan_substring(
+    db: &impl ConnectionTrait,
+    needle: &str,
+    municipality: Option<MunicipalityId>,
+) -> std::result::Result<PlannedSearch, DbErr> {
     let pattern = format!("%{}%", escape_like(needle));
-    let like = Expr::col((appeal::Entity, appeal::Column::TextFolded)).like(LikeExpr::new(pattern).escape('\\'));
+    let like: SimpleExpr =
+        Expr::col((appeal::Entity, appeal::Column::TextFolded)).like(LikeExpr::new(pattern).escape('\\'));
+    let backend = db.get_database_backend();
     if backend == DbBackend::Postgres || needle.chars().count() < TRIGRAM {
-        return like;
+        return Ok(PlannedSearch { condition: like, index_count: None });
     }
     let phrase = fts5_string(needle);
-    Expr::cust_with_values(
+    let index_count = municipality.is_none().then(|| count_in(backend, "appeal_text_trigram", &phrase));
+    if matches_many(db, "appeal_text_trigram", &phrase).await? {
+        return Ok(PlannedSearch { condition: like, index_count });
+    }
+    let from_index = Expr::cust_with_values(
         r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
         [phrase],
-    )
-    .and(like)
+    );
+    Ok(PlannedSearch { condition: from_index.and(like), index_count })
 }
 
-/// The condition of the word search `query`.
-pub(crate) fn word_condition(backend: DbBackend, query: &WordQuery) -> SimpleExpr {
-    match backend {
-        DbBackend::Postgres => {
-            // tsquery's own syntax, each term quoted: terms are letters and
-            // digits (and the word mark), so no quote can occur inside one.
-            let tsquery = query
-                .terms()
-                .iter()
-                .map(|term| match term {
-                    QueryTerm::Exact(stem) => format!("'{stem}'"),
-                    QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
-                })
-                .collect::<Vec<_>>()
-                .join(" & ");
-            // sea-query's placeholder in custom SQL is PostgreSQL's own `$1`.
-            Expr::cust_with_values(
-                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST($1 AS tsquery)"#,
-                [tsquery],
-            )
-        }
-        _ => {
-            let fts_query = query
-                .terms()
-                .iter()
-                .map(|term| match term {
-                    QueryTerm::Exact(stem) => fts5_string(stem),
-                    QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
-                })
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            Expr::cust_with_values(
-                r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
-                [fts_query],
-            )
-        }
+/// The word search `query`, within `municipality` if there is one.
+pub(crate) async fn plan_words(
+    db: &impl ConnectionTrait,
+    query: &WordQuery,
+    municipality: Option<MunicipalityId>,
+) -> std::result::Result<PlannedSearch, DbErr> {
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // tsquery's own syntax, each term quoted: terms are letters and
+        // digits (and the word mark), so no quote can occur inside one.
+        let tsquery = query
+            .terms()
+            .iter()
+            .map(|term| match term {
+                QueryTerm::Exact(stem) => format!("'{stem}'"),
+                QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
+            })
+            .collect::<Vec<_>>()
+            .join(" & ");
+        // sea-query's placeholder in custom SQL is PostgreSQL's own `$1`.
+        let condition = Expr::cust_with_values(
+            r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST($1 AS tsquery)"#,
+            [tsquery],
+        );
+        return Ok(PlannedSearch { condition, index_count: None });
     }
+    let mut terms: Vec<String> = query
+        .terms()
+        .iter()
+        .map(|term| match term {
+            QueryTerm::Exact(stem) => fts5_string(stem),
+            QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
+        })
+        .collect();
+    terms.extend(municipality.map(|municipality| fts5_string(&municipality_term(municipality))));
+    let fts_query = terms.join(" AND ");
+    let index_count = Some(count_in(backend, "appeal_search_term", &fts_query));
+    if !matches_many(db, "appeal_search_term", &fts_query).await? {
+        let condition = Expr::cust_with_values(
+            r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
+            [fts_query],
+        );
+        return Ok(PlannedSearch { condition, index_count });
+    }
+    // Many match: each row's own terms are tested, as the index would. Terms
+    // are separated by single spaces and hold none, so a term is a whole one
+    // between spaces, and a prefix starts right after one.
+    let mut condition = Condition::all();
+    for term in query.terms() {
+        condition = condition.add(match term {
+            QueryTerm::Exact(stem) => Expr::cust_with_values(
+                r#"instr(' ' || "appeal"."search_terms" || ' ', ?) > 0"#,
+                [format!(" {stem} ")],
+            ),
+            QueryTerm::Prefix(prefix) => {
+                Expr::cust_with_values(r#"instr(' ' || "appeal"."search_terms", ?) > 0"#, [format!(" {prefix}")])
+            }
+        });
+    }
+    Ok(PlannedSearch { condition: condition.into(), index_count })
+}
+
+/// Whether the FTS5 query `fts_query` of `table` matches more than
+/// [`FEW_MATCHES`] rows; it stops counting past them.
+async fn matches_many(db: &impl ConnectionTrait, table: &str, fts_query: &str) -> std::result::Result<bool, DbErr> {
+    let sql = format!(
+        r#"SELECT COUNT(*) FROM (SELECT "rowid" FROM "{table}" WHERE "{table}" MATCH ? LIMIT {})"#,
+        FEW_MATCHES + 1
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [Value::from(fts_query)]))
+        .await?;
+    let found = row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0);
+    Ok(found > FEW_MATCHES)
+}
+
+/// `SELECT COUNT(*)` of the rows of `table` that `fts_query` matches.
+fn count_in(backend: DbBackend, table: &str, fts_query: &str) -> Statement {
+    let sql = format!(r#"SELECT COUNT(*) FROM "{table}" WHERE "{table}" MATCH ?"#);
+    Statement::from_sql_and_values(backend, sql, [Value::from(fts_query)])
 }
 
 /// `text` as an FTS5 string: in double quotes, each inner one doubled.
@@ -152,15 +235,15 @@ async fn analyse_batch(
     let backend = db.get_database_backend();
     let (sql, values) = match (which, after) {
         (Analysed::Missing, _) => (
-            r#"SELECT "id", "text", "search_terms" FROM "appeal" WHERE "search_terms" IS NULL ORDER BY "id" LIMIT ?"#,
+            r#"SELECT "id", "text", "search_terms", "municipality_id" FROM "appeal" WHERE "search_terms" IS NULL ORDER BY "id" LIMIT ?"#,
             vec![Value::from(ANALYSIS_BATCH as i64)],
         ),
         (Analysed::All, None) => (
-            r#"SELECT "id", "text", "search_terms" FROM "appeal" ORDER BY "id" LIMIT ?"#,
+            r#"SELECT "id", "text", "search_terms", "municipality_id" FROM "appeal" ORDER BY "id" LIMIT ?"#,
             vec![Value::from(ANALYSIS_BATCH as i64)],
         ),
         (Analysed::All, Some(after)) => (
-            r#"SELECT "id", "text", "search_terms" FROM "appeal" WHERE "id" > ? ORDER BY "id" LIMIT ?"#,
+            r#"SELECT "id", "text", "search_terms", "municipality_id" FROM "appeal" WHERE "id" > ? ORDER BY "id" LIMIT ?"#,
             vec![Value::from(after), Value::from(ANALYSIS_BATCH as i64)],
         ),
     };
@@ -169,12 +252,13 @@ async fn analyse_batch(
     let last = last.try_get_by_index::<Uuid>(0)?;
     let mut changed = Vec::new();
     for row in &rows {
-        let (id, text, stored) = (
+        let (id, text, stored, municipality) = (
             row.try_get_by_index::<Uuid>(0)?,
             row.try_get_by_index::<String>(1)?,
             row.try_get_by_index::<Option<String>>(2)?,
+            MunicipalityId::from_uuid(row.try_get_by_index::<Uuid>(3)?),
         );
-        let terms = stored_terms(&text);
+        let terms = stored_terms(&text, municipality);
         if stored.as_deref() != Some(terms.as_str()) {
             changed.push((id, terms));
         }
