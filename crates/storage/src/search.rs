@@ -60,6 +60,8 @@ pub(crate) fn word_condition(backend: DbBackend, query: &WordQuery) -> SimpleExp
         DbBackend::Postgres => {
             // tsquery's own syntax, each term quoted: terms are letters and
             // digits (and the word mark), so no quote can occur inside one.
+            // sea-query reads a custom expression's placeholders as the backend
+            // writes them: `$1` here, where a `?` would be sent as it is.
             let tsquery = query
                 .terms()
                 .iter()
@@ -70,7 +72,7 @@ pub(crate) fn word_condition(backend: DbBackend, query: &WordQuery) -> SimpleExp
                 .collect::<Vec<_>>()
                 .join(" & ");
             Expr::cust_with_values(
-                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST(? AS tsquery)"#,
+                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST($1 AS tsquery)"#,
                 [tsquery],
             )
         }
