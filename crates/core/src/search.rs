@@ -42,7 +42,11 @@
 //!    whole words only and never against stems. The terms are distinct and sorted
 //!    by bytes; each is non-empty and, after the mark, only alphanumeric, which
 //!    storage relies on when it joins terms with spaces and quotes them in FTS5 and
-//!    `tsquery` syntax.
+//!    `tsquery` syntax. A term is at most [`MAX_TERM_CHARS`] characters long after
+//!    the mark: a longer stem is left out and a longer word is kept by its start.
+//!    No query can tell, since none has a word that long (rule 6), and it keeps
+//!    every term within PostgreSQL's limit on a lexeme (2047 bytes), which a
+//!    pasted run of letters or a base64 blob in an appeal would otherwise exceed.
 //!
 //! A prefix is matched against words as written, so `дорог*` finds `дороги` and
 //! `дорогами`, while `дорога*` finds `дорогами` (which starts with `дорога`) but
@@ -67,6 +71,12 @@ pub const MAX_QUERY_WORDS: usize = 8;
 
 /// The longest accepted query, in characters (composed, as in [`crate::text`]).
 pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The longest index term, in characters after the [`WORD_MARK`]: twice the
+/// longest query, so that no query word (whose folding may lengthen it a little)
+/// can tell a term was cut; at most four bytes a character, a term stays well
+/// within PostgreSQL's 2047 bytes a lexeme.
+pub const MAX_TERM_CHARS: usize = 2 * MAX_SEARCH_CHARS;
 
 /// The shortest prefix, in characters: a one-letter prefix matches most of the
 /// index and tells the reader nothing.
@@ -102,8 +112,11 @@ pub fn index_terms(text: &str) -> Vec<String> {
         if is_stop_word(&word) {
             continue;
         }
-        terms.push(stem(&word));
-        terms.push(surface_term(&word));
+        let stem = stem(&word);
+        if stem.chars().count() <= MAX_TERM_CHARS {
+            terms.push(stem);
+        }
+        terms.push(surface_term(at_most(&word, MAX_TERM_CHARS)));
     }
     terms.sort_unstable();
     terms.dedup();
@@ -273,6 +286,11 @@ fn stem(word: &str) -> String {
         Cow::Borrowed(word)
     };
     if stemmed.is_empty() { word.to_owned() } else { stemmed.into_owned() }
+}
+
+/// The first `max_chars` characters of `word`.
+fn at_most(word: &str, max_chars: usize) -> &str {
+    word.char_indices().nth(max_chars).map_or(word, |(end, _)| &word[..end])
 }
 
 /// Rule 7's surface-form term of a folded word.
@@ -466,6 +484,23 @@ mod tests {
         }
         assert_eq!(index_terms("Яма, яма и ЯМЫ"), [">яма", ">ямы", "ям"], "distinct and sorted by bytes");
         assert_eq!(index_terms("COVID-19"), ["19", ">19", ">covid", "covid"]);
+    }
+
+    #[test]
+    fn a_word_too_long_for_a_lexeme_is_indexed_by_its_start() {
+        let long = "я".repeat(MAX_TERM_CHARS + 100);
+        let start = format!("{WORD_MARK}{}", "я".repeat(MAX_TERM_CHARS));
+        assert_eq!(index_terms(&format!("{long} яма")), [">яма".to_owned(), start, "ям".to_owned()], "no stem for it");
+        let at_the_limit = "я".repeat(MAX_TERM_CHARS);
+        assert_eq!(index_terms(&at_the_limit).len(), 2, "a word of {MAX_TERM_CHARS} characters keeps its stem");
+        for term in index_terms(&"QUJD".repeat(600)) {
+            assert!(term.len() <= 2047, "a term of {} bytes", term.len());
+        }
+        check(&[
+            (&format!("{}*", "я".repeat(MAX_SEARCH_CHARS - 1)), &long, true),
+            (&format!("{}*", "я".repeat(MAX_SEARCH_CHARS - 2) + "ю"), &long, false),
+            ("яма", &long, false),
+        ]);
     }
 
     #[test]

@@ -16,3 +16,4 @@ mod dashboard;
 mod directory;
 mod intake;
 mod queries;
+mod search;
