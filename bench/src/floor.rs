@@ -330,7 +330,7 @@ impl Floor {
                 fts5_string(folded),
             ),
             ListFilter::Words { query, .. } if postgres => (
-                r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST(? AS tsquery)"#,
+                r#""appeal_search_vector"("appeal"."search_terms") @@ CAST(? AS tsquery)"#,
                 query
                     .terms()
                     .iter()

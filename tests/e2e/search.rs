@@ -133,10 +133,9 @@ async fn a_search_that_could_match_nothing_useful_is_validation(backend: Backend
     ];
     let too_long = "я".repeat(201);
     let with_control = "яма\u{7}".to_owned();
-    for (search, mentions) in cases.iter().map(|(s, m)| (s.to_string(), *m)).chain([
-        (too_long, "200"),
-        (with_control, "control"),
-    ]) {
+    for (search, mentions) in
+        cases.iter().map(|(s, m)| (s.to_string(), *m)).chain([(too_long, "200"), (with_control, "control")])
+    {
         let response = app.graphql(Some(&governor), LIST, json!({ "filter": { "search": search } })).await;
         assert_eq!(error_code(&response), Some("VALIDATION"), "{search:?}: {response}");
         let message = response["errors"][0]["message"].as_str().unwrap_or_default();

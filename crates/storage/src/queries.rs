@@ -190,7 +190,8 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<AppealPage> {
-        let Some(Filtered { condition, only: municipality, index_count }) = self.filter_condition(scope, filter).await?
+        let Some(Filtered { condition, only: municipality, index_count }) =
+            self.filter_condition(scope, filter).await?
         else {
             return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
         };

@@ -19,9 +19,9 @@
 //! existed are analysed right after the migration, and `appeals search
 //! reindex` analyses every row again and rebuilds the indexes.
 
+use appeals_core::MunicipalityId;
 use appeals_core::search::{QueryTerm, WordQuery, index_terms};
 use sea_orm::prelude::Uuid;
-use appeals_core::MunicipalityId;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
@@ -115,7 +115,7 @@ pub(crate) async fn plan_words(
             .join(" & ");
         // sea-query's placeholder in custom SQL is PostgreSQL's own `$1`.
         let condition = Expr::cust_with_values(
-            r#"array_to_tsvector(string_to_array("appeal"."search_terms", ' ')) @@ CAST($1 AS tsquery)"#,
+            r#""appeal_search_vector"("appeal"."search_terms") @@ CAST($1 AS tsquery)"#,
             [tsquery],
         );
         return Ok(PlannedSearch { condition, index_count: None });
@@ -144,10 +144,9 @@ pub(crate) async fn plan_words(
     let mut condition = Condition::all();
     for term in query.terms() {
         condition = condition.add(match term {
-            QueryTerm::Exact(stem) => Expr::cust_with_values(
-                r#"instr(' ' || "appeal"."search_terms" || ' ', ?) > 0"#,
-                [format!(" {stem} ")],
-            ),
+            QueryTerm::Exact(stem) => {
+                Expr::cust_with_values(r#"instr(' ' || "appeal"."search_terms" || ' ', ?) > 0"#, [format!(" {stem} ")])
+            }
             QueryTerm::Prefix(prefix) => {
                 Expr::cust_with_values(r#"instr(' ' || "appeal"."search_terms", ?) > 0"#, [format!(" {prefix}")])
             }

@@ -806,7 +806,12 @@ async fn stored_appeals_are_analysed_after_the_migration_and_a_reindex_repairs_t
     let expected_terms = |stored: &[Stored]| -> Vec<String> {
         let mut by_number: Vec<&Stored> = stored.iter().collect();
         by_number.sort_by(|a, b| a.appeal.number.cmp(&b.appeal.number));
-        by_number.iter().map(|stored| stored.terms.join(" ")).collect()
+        by_number
+            .iter()
+            .map(|stored| {
+                appeals_storage::search::stored_terms(stored.appeal.text.as_str(), stored.appeal.municipality_id)
+            })
+            .collect()
     };
     let stored_terms = "SELECT search_terms FROM appeal ORDER BY number";
     assert_eq!(region.strings(stored_terms).await, expected_terms(&stored), "the terms written with the appeals");
