@@ -30,12 +30,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
+use appeals_core::MunicipalityId;
 use appeals_core::appeal::registration_number;
 use appeals_core::clock::to_storage_precision;
 use appeals_core::events::{EventData, NewEvent};
 use appeals_core::search::{QueryTerm, WordQuery};
 use appeals_core::text::{AppealText, ExternalId, MunicipalityCode, PersonName, ResponseText, fold_for_search};
 use appeals_core::{AppealId, Channel, DeadlinePolicy, Outcome, RecordedEvent, Scope, Status, Submission};
+use appeals_storage::search::municipality_term;
 use appeals_storage::{Cursor, DashboardFilter, Store};
 use chrono::{DateTime, Datelike, Utc};
 use rand::SeedableRng;
@@ -104,6 +106,16 @@ pub enum ListFilter {
 
 /// The trigram index narrows a substring search of three characters or more.
 const TRIGRAM: usize = 3;
+
+/// A search that finds at most this many appeals is read from its index's
+/// rows; one that finds more, by testing rows newest first.
+const FEW: u64 = 2_000;
+
+/// A search's condition on the page, and its count, each with its values.
+struct SearchSql {
+    page: (String, Vec<Value>),
+    count: (String, Vec<Value>),
+}
 
 /// What a list page returned: its appeals' ids, newest first, and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,29 +282,26 @@ impl Floor {
     /// A list page, newest first, after `after`: one keyset `SELECT`, and the
     /// total.
     pub async fn page(&self, filter: &ListFilter, after: Option<&Cursor>) -> anyhow::Result<PageOfIds> {
-        let mut conditions = Vec::new();
+        let search = match filter {
+            ListFilter::Text { .. } | ListFilter::Words { .. } => Some(self.search_sql(filter).await?),
+            ListFilter::Everything | ListFilter::Unread { .. } => None,
+        };
+        let mut conditions: Vec<String> = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         match filter {
             ListFilter::Everything => {}
             ListFilter::Unread { municipality } => {
-                conditions.push(r#""appeal"."municipality_id" = ? AND "appeal"."status" = 'RECEIVED'"#);
+                conditions.push(r#""appeal"."municipality_id" = ? AND "appeal"."status" = 'RECEIVED'"#.to_owned());
                 values.push((*municipality).into());
             }
             ListFilter::Text { .. } | ListFilter::Words { .. } => {
-                let (condition, value) = self.search_condition(filter);
+                let (condition, bound) = search.as_ref().map(|search| search.page.clone()).unwrap_or_default();
                 conditions.push(condition);
-                values.push(value.into());
-                if let ListFilter::Text { municipality: Some(municipality), .. }
-                | ListFilter::Words { municipality: Some(municipality), .. } = filter
-                {
-                    conditions.push(r#""appeal"."municipality_id" = ?"#);
-                    values.push((*municipality).into());
-                }
+                values.extend(bound);
             }
         }
-        let counting = (conditions.clone(), values.clone());
         if let Some(after) = after {
-            conditions.push(r#"("appeal"."received_at", "appeal"."id") < (?, ?)"#);
+            conditions.push(r#"("appeal"."received_at", "appeal"."id") < (?, ?)"#.to_owned());
             values.extend([after.received_at.into(), after.id.as_uuid().into()]);
         }
         let condition =
@@ -310,28 +319,62 @@ impl Floor {
             ListFilter::Unread { municipality } => {
                 self.number(RECEIVED_FROM_TALLY, vec![(*municipality).into()]).await?
             }
-            ListFilter::Text { .. } | ListFilter::Words { .. } => self.count_matching(filter, counting).await?,
+            ListFilter::Text { .. } | ListFilter::Words { .. } => {
+                let (sql, bound) = search.map(|search| search.count).unwrap_or_default();
+                self.number(&sql, bound).await?
+            }
         };
         Ok(PageOfIds { ids, has_next_page, total })
     }
 
-    /// A search's condition on `appeal` and the value it binds: on
-    /// PostgreSQL the trigram index answers LIKE and the terms' GIN index a
-    /// `tsquery`; on SQLite an FTS5 table's rows (a trigram phrase is an exact
-    /// substring; shorter texts can only be scanned).
-    fn search_condition(&self, filter: &ListFilter) -> (&'static str, String) {
+    /// A search's condition on the page (with its values) and the statement
+    /// that counts its matches, each as the database answers it with the
+    /// least work. PostgreSQL's planner chooses between the index and the
+    /// list's order by itself. On SQLite a few matches (at most [`FEW`]) are
+    /// taken from the FTS5 index, many by testing rows newest first (the
+    /// substring with `LIKE`, words against the row's stored terms); the
+    /// total comes from the FTS5 table alone where it can tell.
+    async fn search_sql(&self, filter: &ListFilter) -> anyhow::Result<SearchSql> {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        match filter {
-            ListFilter::Text { folded, .. } if postgres || folded.chars().count() < TRIGRAM => {
-                (r#""appeal"."text_folded" LIKE ? ESCAPE '\'"#, like_pattern(folded))
+        let (municipality, in_municipality) = match filter {
+            ListFilter::Text { municipality, .. } | ListFilter::Words { municipality, .. } => {
+                (*municipality, municipality.map(|id| Value::from(id)).into_iter().collect::<Vec<_>>())
             }
-            ListFilter::Text { folded, .. } => (
-                r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
-                fts5_string(folded),
-            ),
-            ListFilter::Words { query, .. } if postgres => (
-                r#""appeal_search_vector"("appeal"."search_terms") @@ CAST(? AS tsquery)"#,
-                query
+            ListFilter::Everything | ListFilter::Unread { .. } => (None, Vec::new()),
+        };
+        let and_municipality = if municipality.is_some() { r#" AND "appeal"."municipality_id" = ?"# } else { "" };
+        let counted = |condition: &str, mut values: Vec<Value>| {
+            values.extend(in_municipality.clone());
+            (format!(r#"SELECT COUNT(*) FROM "appeal" WHERE {condition}{and_municipality}"#), values)
+        };
+        let paged = |condition: &str, mut values: Vec<Value>| {
+            values.extend(in_municipality.clone());
+            (format!("{condition}{and_municipality}"), values)
+        };
+        const LIKE: &str = r#""appeal"."text_folded" LIKE ? ESCAPE '\'"#;
+        const TRIGRAMS: &str = r#"SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?"#;
+        const TERMS: &str = r#"SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?"#;
+        Ok(match filter {
+            ListFilter::Text { folded, .. } if postgres || folded.chars().count() < TRIGRAM => {
+                let value = || vec![Value::from(like_pattern(folded))];
+                SearchSql { page: paged(LIKE, value()), count: counted(LIKE, value()) }
+            }
+            ListFilter::Text { folded, .. } => {
+                let phrase = fts5_string(folded);
+                let count = match municipality {
+                    None => (format!("SELECT COUNT(*) FROM ({TRIGRAMS})"), vec![Value::from(phrase.clone())]),
+                    Some(_) => counted(&format!(r#"+"appeal"."rowid" IN ({TRIGRAMS})"#), vec![phrase.clone().into()]),
+                };
+                let page = if self.matches_many(TRIGRAMS, &phrase).await? {
+                    paged(LIKE, vec![like_pattern(folded).into()])
+                } else {
+                    paged(&format!(r#""appeal"."rowid" IN ({TRIGRAMS})"#), vec![phrase.into()])
+                };
+                SearchSql { page, count }
+            }
+            ListFilter::Words { query, .. } if postgres => {
+                let condition = r#""appeal_search_vector"("appeal"."search_terms") @@ CAST(? AS tsquery)"#;
+                let tsquery = query
                     .terms()
                     .iter()
                     .map(|term| match term {
@@ -339,39 +382,51 @@ impl Floor {
                         QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
                     })
                     .collect::<Vec<_>>()
-                    .join(" & "),
-            ),
-            ListFilter::Words { query, .. } => (
-                r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
-                fts5_words(query),
-            ),
-            ListFilter::Everything | ListFilter::Unread { .. } => ("TRUE", String::new()),
-        }
+                    .join(" & ");
+                SearchSql {
+                    page: paged(condition, vec![tsquery.clone().into()]),
+                    count: counted(condition, vec![tsquery.into()]),
+                }
+            }
+            ListFilter::Words { query, .. } => {
+                let mut fts_query = fts5_words(query);
+                if let Some(municipality) = municipality {
+                    let term = municipality_term(MunicipalityId::from_uuid(municipality));
+                    fts_query = format!("{fts_query} AND {}", fts5_string(&term));
+                }
+                let count = (format!("SELECT COUNT(*) FROM ({TERMS})"), vec![Value::from(fts_query.clone())]);
+                let page = if self.matches_many(TERMS, &fts_query).await? {
+                    let mut tests = Vec::new();
+                    let mut values = Vec::new();
+                    for term in query.terms() {
+                        match term {
+                            QueryTerm::Exact(stem) => {
+                                tests.push(r#"instr(' ' || "appeal"."search_terms" || ' ', ?) > 0"#);
+                                values.push(Value::from(format!(" {stem} ")));
+                            }
+                            QueryTerm::Prefix(prefix) => {
+                                tests.push(r#"instr(' ' || "appeal"."search_terms", ?) > 0"#);
+                                values.push(Value::from(format!(" {prefix}")));
+                            }
+                        }
+                    }
+                    paged(&tests.join(" AND "), values)
+                } else {
+                    (format!(r#""appeal"."rowid" IN ({TERMS})"#), vec![fts_query.into()])
+                };
+                SearchSql { page, count }
+            }
+            ListFilter::Everything | ListFilter::Unread { .. } => {
+                SearchSql { page: ("TRUE".to_owned(), Vec::new()), count: ("SELECT 0".to_owned(), Vec::new()) }
+            }
+        })
     }
 
-    /// How many appeals a search matches: on SQLite, over the region, the
-    /// FTS5 table alone counts its rows; otherwise a `COUNT` of the page's
-    /// conditions (without its cursor).
-    async fn count_matching(
-        &self,
-        filter: &ListFilter,
-        (conditions, values): (Vec<&str>, Vec<Value>),
-    ) -> anyhow::Result<u64> {
-        let sqlite = self.db.get_database_backend() == DbBackend::Sqlite;
-        match filter {
-            ListFilter::Words { query, municipality: None } if sqlite => {
-                let sql = r#"SELECT COUNT(*) FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?"#;
-                self.number(sql, vec![fts5_words(query).into()]).await
-            }
-            ListFilter::Text { folded, municipality: None } if sqlite && folded.chars().count() >= TRIGRAM => {
-                let sql = r#"SELECT COUNT(*) FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?"#;
-                self.number(sql, vec![fts5_string(folded).into()]).await
-            }
-            _ => {
-                let sql = format!(r#"SELECT COUNT(*) FROM "appeal" WHERE {}"#, conditions.join(" AND "));
-                self.number(&sql, values).await
-            }
-        }
+    /// Whether `rows` (an FTS5 `SELECT "rowid"` of one `MATCH ?`) holds more
+    /// than [`FEW`] rows; it stops counting past them.
+    async fn matches_many(&self, rows: &str, fts_query: &str) -> anyhow::Result<bool> {
+        let sql = format!("SELECT COUNT(*) FROM ({rows} LIMIT {})", FEW + 1);
+        Ok(self.number(&sql, vec![fts_query.into()]).await? > FEW)
     }
 
     async fn number(&self, sql: &str, values: Vec<Value>) -> anyhow::Result<u64> {

@@ -142,6 +142,8 @@ async fn page(
 /// A filter as SQL.
 struct Filtered {
     condition: Condition,
+    /// The same condition, as counting all its matches reads it best.
+    counting: Condition,
     /// The one municipality the filter keeps to, if any.
     only: Option<MunicipalityId>,
     /// A statement that counts the matches from a search's index alone,
@@ -190,7 +192,7 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<AppealPage> {
-        let Some(Filtered { condition, only: municipality, index_count }) =
+        let Some(Filtered { condition, counting, only: municipality, index_count }) =
             self.filter_condition(scope, filter).await?
         else {
             return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
@@ -205,14 +207,14 @@ impl Store {
             return Ok(AppealPage { appeals, has_next_page, total_count });
         }
         let read = CancellableRead::begin(self.db()).await?;
-        let (appeals, has_next_page) = page(read.txn(), condition.clone(), first, after).await?;
+        let (appeals, has_next_page) = page(read.txn(), condition, first, after).await?;
         let total_count = match index_count {
             Some(statement) => {
                 let row = read.txn().query_one_raw(statement).await?;
                 let counted = row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0);
                 u64::try_from(counted).unwrap_or(0)
             }
-            None => appeal::Entity::find().filter(condition).count(read.txn()).await?,
+            None => appeal::Entity::find().filter(counting).count(read.txn()).await?,
         };
         read.commit().await?;
         Ok(AppealPage { appeals, has_next_page, total_count })
@@ -286,6 +288,7 @@ impl Store {
             condition = condition.add(appeal::Column::ReceivedAt.lt(check_storable("receivedTo", to)?));
         }
         let mut index_count = None;
+        let mut counting = condition.clone();
         if let Some(text) = filter.text.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
             if text.chars().count() > MAX_SEARCH_CHARS {
                 return Err(InvalidInput::new("text", format!("must be at most {MAX_SEARCH_CHARS} characters")).into());
@@ -294,18 +297,20 @@ impl Store {
                 return Err(InvalidInput::new("text", "must not contain control characters").into());
             }
             let planned = search::plan_substring(self.db(), &fold_for_search(text), only).await?;
+            counting = counting.add(planned.count_condition.unwrap_or_else(|| planned.condition.clone()));
             condition = condition.add(planned.condition);
             index_count = planned.index_count;
         }
         if let Some(query) = &filter.search {
             let planned = search::plan_words(self.db(), query, only).await?;
+            counting = counting.add(planned.count_condition.unwrap_or_else(|| planned.condition.clone()));
             condition = condition.add(planned.condition);
             index_count = planned.index_count;
         }
         // The index's count is the total only when its search is the only
         // restriction besides the one municipality it was planned for.
         let index_count = index_count.filter(|_| filter.only_one_search());
-        Ok(Some(Filtered { condition, only, index_count }))
+        Ok(Some(Filtered { condition, counting, only, index_count }))
     }
 
     /// An appeal's history, oldest first.

@@ -55,7 +55,8 @@ pub fn stored_terms(text: &str, municipality: MunicipalityId) -> String {
     terms.join(" ")
 }
 
-fn municipality_term(municipality: MunicipalityId) -> String {
+/// The term of the word index that names `municipality`.
+pub fn municipality_term(municipality: MunicipalityId) -> String {
     format!("{MUNICIPALITY_MARK}{}", municipality.as_uuid().simple())
 }
 
@@ -63,6 +64,8 @@ fn municipality_term(municipality: MunicipalityId) -> String {
 pub(crate) struct PlannedSearch {
     /// What a matching row satisfies.
     pub condition: SimpleExpr,
+    /// The same, as counting all the matches reads it best, where that differs.
+    pub count_condition: Option<SimpleExpr>,
     /// On SQLite, when the search is all there is to count: a statement that
     /// counts its matches from its FTS5 table alone.
     pub index_count: Option<Statement>,
@@ -80,18 +83,26 @@ pub(crate) async fn plan_substring(
         Expr::col((appeal::Entity, appeal::Column::TextFolded)).like(LikeExpr::new(pattern).escape('\\'));
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres || needle.chars().count() < TRIGRAM {
-        return Ok(PlannedSearch { condition: like, index_count: None });
+        return Ok(PlannedSearch { condition: like, count_condition: None, index_count: None });
     }
     let phrase = fts5_string(needle);
     let index_count = municipality.is_none().then(|| count_in(backend, "appeal_text_trigram", &phrase));
     if matches_many(db, "appeal_text_trigram", &phrase).await? {
-        return Ok(PlannedSearch { condition: like, index_count });
+        // The page tests rows newest first; the count takes the index's rows
+        // (a phrase of trigrams is an exact substring test) as a set, which
+        // the other conditions' index is checked against, `+` keeping SQLite
+        // from looking every one of them up.
+        let in_index = Expr::cust_with_values(
+            r#"+"appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
+            [phrase],
+        );
+        return Ok(PlannedSearch { condition: like, count_condition: Some(in_index), index_count });
     }
     let from_index = Expr::cust_with_values(
         r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
         [phrase],
     );
-    Ok(PlannedSearch { condition: from_index.and(like), index_count })
+    Ok(PlannedSearch { condition: from_index.and(like), count_condition: None, index_count })
 }
 
 /// The word search `query`, within `municipality` if there is one.
@@ -118,7 +129,7 @@ pub(crate) async fn plan_words(
             r#""appeal_search_vector"("appeal"."search_terms") @@ CAST($1 AS tsquery)"#,
             [tsquery],
         );
-        return Ok(PlannedSearch { condition, index_count: None });
+        return Ok(PlannedSearch { condition, count_condition: None, index_count: None });
     }
     let mut terms: Vec<String> = query
         .terms()
@@ -131,12 +142,16 @@ pub(crate) async fn plan_words(
     terms.extend(municipality.map(|municipality| fts5_string(&municipality_term(municipality))));
     let fts_query = terms.join(" AND ");
     let index_count = Some(count_in(backend, "appeal_search_term", &fts_query));
+    let in_index = Expr::cust_with_values(
+        r#"+"appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
+        [fts_query.clone()],
+    );
     if !matches_many(db, "appeal_search_term", &fts_query).await? {
         let condition = Expr::cust_with_values(
             r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
             [fts_query],
         );
-        return Ok(PlannedSearch { condition, index_count });
+        return Ok(PlannedSearch { condition, count_condition: None, index_count });
     }
     // Many match: each row's own terms are tested, as the index would. Terms
     // are separated by single spaces and hold none, so a term is a whole one
@@ -152,7 +167,7 @@ pub(crate) async fn plan_words(
             }
         });
     }
-    Ok(PlannedSearch { condition: condition.into(), index_count })
+    Ok(PlannedSearch { condition: condition.into(), count_condition: Some(in_index), index_count })
 }
 
 /// Whether the FTS5 query `fts_query` of `table` matches more than
