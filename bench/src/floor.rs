@@ -114,7 +114,15 @@ const FEW: u64 = 2_000;
 /// A search's condition on the page, and its count, each with its values.
 struct SearchSql {
     page: (String, Vec<Value>),
-    count: (String, Vec<Value>),
+    count: Counted,
+}
+
+/// How a search's total is had.
+enum Counted {
+    /// Known already: the plan read the matching rows.
+    Known(u64),
+    /// By this statement.
+    By(String, Vec<Value>),
 }
 
 /// What a list page returned: its appeals' ids, newest first, and the total.
@@ -319,10 +327,11 @@ impl Floor {
             ListFilter::Unread { municipality } => {
                 self.number(RECEIVED_FROM_TALLY, vec![(*municipality).into()]).await?
             }
-            ListFilter::Text { .. } | ListFilter::Words { .. } => {
-                let (sql, bound) = search.map(|search| search.count).unwrap_or_default();
-                self.number(&sql, bound).await?
-            }
+            ListFilter::Text { .. } | ListFilter::Words { .. } => match search.map(|search| search.count) {
+                Some(Counted::Known(count)) => count,
+                Some(Counted::By(sql, bound)) => self.number(&sql, bound).await?,
+                None => 0,
+            },
         };
         Ok(PageOfIds { ids, has_next_page, total })
     }
@@ -345,7 +354,7 @@ impl Floor {
         let and_municipality = if municipality.is_some() { r#" AND "appeal"."municipality_id" = ?"# } else { "" };
         let counted = |condition: &str, mut values: Vec<Value>| {
             values.extend(in_municipality.clone());
-            (format!(r#"SELECT COUNT(*) FROM "appeal" WHERE {condition}{and_municipality}"#), values)
+            Counted::By(format!(r#"SELECT COUNT(*) FROM "appeal" WHERE {condition}{and_municipality}"#), values)
         };
         let paged = |condition: &str, mut values: Vec<Value>| {
             values.extend(in_municipality.clone());
@@ -361,16 +370,23 @@ impl Floor {
             }
             ListFilter::Text { folded, .. } => {
                 let phrase = fts5_string(folded);
-                let count = match municipality {
-                    None => (format!("SELECT COUNT(*) FROM ({TRIGRAMS})"), vec![Value::from(phrase.clone())]),
-                    Some(_) => counted(&format!(r#"+"appeal"."rowid" IN ({TRIGRAMS})"#), vec![phrase.clone().into()]),
-                };
-                let page = if self.matches_many(TRIGRAMS, &phrase).await? {
-                    paged(LIKE, vec![like_pattern(folded).into()])
-                } else {
-                    paged(&format!(r#""appeal"."rowid" IN ({TRIGRAMS})"#), vec![phrase.into()])
-                };
-                SearchSql { page, count }
+                match self.few_rows(TRIGRAMS, &phrase).await? {
+                    Some(rows) => {
+                        let among = among(&rows);
+                        let count = match municipality {
+                            None => Counted::Known(rows.len() as u64),
+                            Some(_) => counted(&among, Vec::new()),
+                        };
+                        SearchSql { page: paged(&among, Vec::new()), count }
+                    }
+                    None => {
+                        let count = match municipality {
+                            None => Counted::By(format!("SELECT COUNT(*) FROM ({TRIGRAMS})"), vec![phrase.into()]),
+                            Some(_) => counted(&format!(r#"+"appeal"."rowid" IN ({TRIGRAMS})"#), vec![phrase.into()]),
+                        };
+                        SearchSql { page: paged(LIKE, vec![like_pattern(folded).into()]), count }
+                    }
+                }
             }
             ListFilter::Words { query, .. } if postgres => {
                 let condition = r#""appeal_search_vector"("appeal"."search_terms") @@ CAST(? AS tsquery)"#;
@@ -394,39 +410,45 @@ impl Floor {
                     let term = municipality_term(MunicipalityId::from_uuid(municipality));
                     fts_query = format!("{fts_query} AND {}", fts5_string(&term));
                 }
-                let count = (format!("SELECT COUNT(*) FROM ({TERMS})"), vec![Value::from(fts_query.clone())]);
-                let page = if self.matches_many(TERMS, &fts_query).await? {
-                    let mut tests = Vec::new();
-                    let mut values = Vec::new();
-                    for term in query.terms() {
-                        match term {
-                            QueryTerm::Exact(stem) => {
-                                tests.push(r#"instr(' ' || "appeal"."search_terms" || ' ', ?) > 0"#);
-                                values.push(Value::from(format!(" {stem} ")));
-                            }
-                            QueryTerm::Prefix(prefix) => {
-                                tests.push(r#"instr(' ' || "appeal"."search_terms", ?) > 0"#);
-                                values.push(Value::from(format!(" {prefix}")));
+                match self.few_rows(TERMS, &fts_query).await? {
+                    Some(rows) => {
+                        SearchSql { page: (among(&rows), Vec::new()), count: Counted::Known(rows.len() as u64) }
+                    }
+                    None => {
+                        let mut tests = Vec::new();
+                        let mut values = Vec::new();
+                        for term in query.terms() {
+                            match term {
+                                QueryTerm::Exact(stem) => {
+                                    tests.push(r#"instr(' ' || "appeal"."search_terms" || ' ', ?) > 0"#);
+                                    values.push(Value::from(format!(" {stem} ")));
+                                }
+                                QueryTerm::Prefix(prefix) => {
+                                    tests.push(r#"instr(' ' || "appeal"."search_terms", ?) > 0"#);
+                                    values.push(Value::from(format!(" {prefix}")));
+                                }
                             }
                         }
+                        let count = Counted::By(format!("SELECT COUNT(*) FROM ({TERMS})"), vec![fts_query.into()]);
+                        SearchSql { page: paged(&tests.join(" AND "), values), count }
                     }
-                    paged(&tests.join(" AND "), values)
-                } else {
-                    (format!(r#""appeal"."rowid" IN ({TERMS})"#), vec![fts_query.into()])
-                };
-                SearchSql { page, count }
+                }
             }
             ListFilter::Everything | ListFilter::Unread { .. } => {
-                SearchSql { page: ("TRUE".to_owned(), Vec::new()), count: ("SELECT 0".to_owned(), Vec::new()) }
+                SearchSql { page: ("TRUE".to_owned(), Vec::new()), count: Counted::Known(0) }
             }
         })
     }
 
-    /// Whether `rows` (an FTS5 `SELECT "rowid"` of one `MATCH ?`) holds more
-    /// than [`FEW`] rows; it stops counting past them.
-    async fn matches_many(&self, rows: &str, fts_query: &str) -> anyhow::Result<bool> {
-        let sql = format!("SELECT COUNT(*) FROM ({rows} LIMIT {})", FEW + 1);
-        Ok(self.number(&sql, vec![fts_query.into()]).await? > FEW)
+    /// The rows of `rows` (an FTS5 `SELECT "rowid"` of one `MATCH ?`) if there
+    /// are at most [`FEW`]; it stops reading past them.
+    async fn few_rows(&self, rows: &str, fts_query: &str) -> anyhow::Result<Option<Vec<i64>>> {
+        let sql = format!("{rows} LIMIT {}", FEW + 1);
+        let found = self.db.query_all_raw(self.statement(&sql, vec![fts_query.into()])).await?;
+        if found.len() as u64 > FEW {
+            return Ok(None);
+        }
+        Ok(Some(found.iter().map(|row| row.try_get_by_index::<i64>(0)).collect::<Result<_, _>>()?))
     }
 
     async fn number(&self, sql: &str, values: Vec<Value>) -> anyhow::Result<u64> {
@@ -459,6 +481,13 @@ impl Floor {
         self.db.execute_unprepared(r#"DELETE FROM "municipality_tally""#).await?;
         Ok(())
     }
+}
+
+/// The appeals whose SQLite row numbers are `rows`, written out: they are
+/// numbers the database gave.
+fn among(rows: &[i64]) -> String {
+    let listed: Vec<String> = rows.iter().map(i64::to_string).collect();
+    format!(r#""appeal"."rowid" IN ({})"#, listed.join(", "))
 }
 
 /// `text` as an FTS5 string: in double quotes, each inner one doubled.

@@ -93,6 +93,16 @@ impl CancellableRead {
         &self.txn
     }
 
+    /// `result`; if it is an error, the read is marked finished first (a
+    /// refused input is no abandoned work), so that dropping it on the way
+    /// out only rolls it back.
+    pub(crate) fn finished_unless<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.abandon.0 = None;
+        }
+        result
+    }
+
     /// Ends the read as finished: nothing is cancelled.
     pub(crate) async fn commit(self) -> Result<()> {
         let CancellableRead { mut abandon, txn } = self;

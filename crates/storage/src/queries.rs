@@ -10,9 +10,7 @@ use appeals_core::{Appeal, AppealId, Channel, InvalidInput, MunicipalityId, Prio
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
 use crate::abandon::CancellableRead;
@@ -20,7 +18,7 @@ use crate::database::begin_read;
 use crate::entity::{appeal, appeal_event};
 use crate::error::Result;
 use crate::records::StoredEvent;
-use crate::search;
+use crate::search::{self, IndexCount};
 
 /// The longest text a search may look for.
 pub const MAX_SEARCH_CHARS: usize = 200;
@@ -148,7 +146,7 @@ struct Filtered {
     only: Option<MunicipalityId>,
     /// A statement that counts the matches from a search's index alone,
     /// when that search is all there is to count.
-    index_count: Option<Statement>,
+    index_count: Option<IndexCount>,
 }
 
 /// One page of the list.
@@ -192,24 +190,34 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<AppealPage> {
-        let Some(Filtered { condition, counting, only: municipality, index_count }) =
-            self.filter_condition(scope, filter).await?
-        else {
-            return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
-        };
         // Counted from the dashboard's running totals when they can tell, as
         // they can for a municipality and a status; by counting rows otherwise.
         if filter.counted_by_tallies() {
+            let Some(Filtered { condition, only: municipality, .. }) =
+                self.filter_condition(self.db(), scope, filter).await?
+            else {
+                return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
+            };
             let txn = begin_read(self.db()).await?;
             let (appeals, has_next_page) = page(&txn, condition, first, after).await?;
             let total_count = crate::dashboard::count(&txn, municipality, filter.status).await?;
             txn.commit().await?;
             return Ok(AppealPage { appeals, has_next_page, total_count });
         }
-        let read = CancellableRead::begin(self.db()).await?;
+        // A search's plan reads its index, so it runs in the read too.
+        let mut read = CancellableRead::begin(self.db()).await?;
+        // A filter refused (or one that matches nothing) ends the read as
+        // finished: only abandoned work is stopped.
+        let Some(Filtered { condition, counting, index_count, .. }) =
+            read.finished_unless(self.filter_condition(read.txn(), scope, filter).await)?
+        else {
+            read.commit().await?;
+            return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
+        };
         let (appeals, has_next_page) = page(read.txn(), condition, first, after).await?;
         let total_count = match index_count {
-            Some(statement) => {
+            Some(IndexCount::Known(count)) => count,
+            Some(IndexCount::Counted(statement)) => {
                 let row = read.txn().query_one_raw(statement).await?;
                 let counted = row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0);
                 u64::try_from(counted).unwrap_or(0)
@@ -229,14 +237,17 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<(Vec<Appeal>, bool)> {
-        let Some(Filtered { condition, .. }) = self.filter_condition(scope, filter).await? else {
-            return Ok((Vec::new(), false));
-        };
         if filter.counted_by_tallies() {
+            let Some(Filtered { condition, .. }) = self.filter_condition(self.db(), scope, filter).await? else {
+                return Ok((Vec::new(), false));
+            };
             return page(self.db(), condition, first, after).await;
         }
-        let read = CancellableRead::begin(self.db()).await?;
-        let found = page(read.txn(), condition, first, after).await?;
+        let mut read = CancellableRead::begin(self.db()).await?;
+        let found = match read.finished_unless(self.filter_condition(read.txn(), scope, filter).await)? {
+            Some(Filtered { condition, .. }) => page(read.txn(), condition, first, after).await?,
+            None => (Vec::new(), false),
+        };
         read.commit().await?;
         Ok(found)
     }
@@ -244,7 +255,13 @@ impl Store {
     /// The SQL condition for `filter` within `scope`, and the one municipality
     /// it keeps to, if any; `None` when nothing can match (a municipality
     /// outside the scope).
-    async fn filter_condition(&self, scope: Scope, filter: &AppealFilter) -> Result<Option<Filtered>> {
+    /// A search's plan is read on `db`.
+    async fn filter_condition(
+        &self,
+        db: &impl ConnectionTrait,
+        scope: Scope,
+        filter: &AppealFilter,
+    ) -> Result<Option<Filtered>> {
         let now = self.now();
         let mut condition = Condition::all();
         let mut only = None;
@@ -296,13 +313,13 @@ impl Store {
             if text.chars().any(char::is_control) {
                 return Err(InvalidInput::new("text", "must not contain control characters").into());
             }
-            let planned = search::plan_substring(self.db(), &fold_for_search(text), only).await?;
+            let planned = search::plan_substring(db, &fold_for_search(text), only).await?;
             counting = counting.add(planned.count_condition.unwrap_or_else(|| planned.condition.clone()));
             condition = condition.add(planned.condition);
             index_count = planned.index_count;
         }
         if let Some(query) = &filter.search {
-            let planned = search::plan_words(self.db(), query, only).await?;
+            let planned = search::plan_words(db, query, only).await?;
             counting = counting.add(planned.count_condition.unwrap_or_else(|| planned.condition.clone()));
             condition = condition.add(planned.condition);
             index_count = planned.index_count;

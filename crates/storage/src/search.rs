@@ -66,9 +66,17 @@ pub(crate) struct PlannedSearch {
     pub condition: SimpleExpr,
     /// The same, as counting all the matches reads it best, where that differs.
     pub count_condition: Option<SimpleExpr>,
-    /// On SQLite, when the search is all there is to count: a statement that
-    /// counts its matches from its FTS5 table alone.
-    pub index_count: Option<Statement>,
+    /// On SQLite, when the search is all there is to count: its number of
+    /// matches, as its FTS5 table alone tells.
+    pub index_count: Option<IndexCount>,
+}
+
+/// The number of a search's matches, from its index.
+pub(crate) enum IndexCount {
+    /// Known already: the plan read the matches.
+    Known(u64),
+    /// Counted by this statement.
+    Counted(Statement),
 }
 
 /// The substring search for the folded `needle` (non-empty), within
@@ -86,23 +94,21 @@ pub(crate) async fn plan_substring(
         return Ok(PlannedSearch { condition: like, count_condition: None, index_count: None });
     }
     let phrase = fts5_string(needle);
-    let index_count = municipality.is_none().then(|| count_in(backend, "appeal_text_trigram", &phrase));
-    if matches_many(db, "appeal_text_trigram", &phrase).await? {
+    let Some(rows) = few_rows(db, "appeal_text_trigram", &phrase).await? else {
         // The page tests rows newest first; the count takes the index's rows
         // (a phrase of trigrams is an exact substring test) as a set, which
         // the other conditions' index is checked against, `+` keeping SQLite
         // from looking every one of them up.
         let in_index = Expr::cust_with_values(
             r#"+"appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
-            [phrase],
+            [phrase.clone()],
         );
+        let index_count =
+            municipality.is_none().then(|| IndexCount::Counted(count_in(backend, "appeal_text_trigram", &phrase)));
         return Ok(PlannedSearch { condition: like, count_condition: Some(in_index), index_count });
-    }
-    let from_index = Expr::cust_with_values(
-        r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_text_trigram" WHERE "appeal_text_trigram" MATCH ?)"#,
-        [phrase],
-    );
-    Ok(PlannedSearch { condition: from_index.and(like), count_condition: None, index_count })
+    };
+    let index_count = municipality.is_none().then_some(IndexCount::Known(rows.len() as u64));
+    Ok(PlannedSearch { condition: among(rows).and(like), count_condition: None, index_count })
 }
 
 /// The word search `query`, within `municipality` if there is one.
@@ -141,18 +147,21 @@ pub(crate) async fn plan_words(
         .collect();
     terms.extend(municipality.map(|municipality| fts5_string(&municipality_term(municipality))));
     let fts_query = terms.join(" AND ");
-    let index_count = Some(count_in(backend, "appeal_search_term", &fts_query));
+    let Some(rows) = few_rows(db, "appeal_search_term", &fts_query).await? else {
+        return Ok(many_words(backend, query, &fts_query));
+    };
+    let index_count = Some(IndexCount::Known(rows.len() as u64));
+    Ok(PlannedSearch { condition: among(rows), count_condition: None, index_count })
+}
+
+/// A word search whose FTS5 query `fts_query` matches more than
+/// [`FEW_MATCHES`] rows.
+fn many_words(backend: DbBackend, query: &WordQuery, fts_query: &str) -> PlannedSearch {
+    let index_count = Some(IndexCount::Counted(count_in(backend, "appeal_search_term", fts_query)));
     let in_index = Expr::cust_with_values(
         r#"+"appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
-        [fts_query.clone()],
+        [fts_query.to_owned()],
     );
-    if !matches_many(db, "appeal_search_term", &fts_query).await? {
-        let condition = Expr::cust_with_values(
-            r#""appeal"."rowid" IN (SELECT "rowid" FROM "appeal_search_term" WHERE "appeal_search_term" MATCH ?)"#,
-            [fts_query],
-        );
-        return Ok(PlannedSearch { condition, count_condition: None, index_count });
-    }
     // Many match: each row's own terms are tested, as the index would. Terms
     // are separated by single spaces and hold none, so a term is a whole one
     // between spaces, and a prefix starts right after one.
@@ -167,21 +176,29 @@ pub(crate) async fn plan_words(
             }
         });
     }
-    Ok(PlannedSearch { condition: condition.into(), count_condition: Some(in_index), index_count })
+    PlannedSearch { condition: condition.into(), count_condition: Some(in_index), index_count }
 }
 
-/// Whether the FTS5 query `fts_query` of `table` matches more than
-/// [`FEW_MATCHES`] rows; it stops counting past them.
-async fn matches_many(db: &impl ConnectionTrait, table: &str, fts_query: &str) -> std::result::Result<bool, DbErr> {
-    let sql = format!(
-        r#"SELECT COUNT(*) FROM (SELECT "rowid" FROM "{table}" WHERE "{table}" MATCH ? LIMIT {})"#,
-        FEW_MATCHES + 1
-    );
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [Value::from(fts_query)]))
+/// The rows of `table` that the FTS5 query `fts_query` matches, if there are
+/// at most [`FEW_MATCHES`]; it stops reading past them.
+async fn few_rows(
+    db: &impl ConnectionTrait,
+    table: &str,
+    fts_query: &str,
+) -> std::result::Result<Option<Vec<i64>>, DbErr> {
+    let sql = format!(r#"SELECT "rowid" FROM "{table}" WHERE "{table}" MATCH ? LIMIT {}"#, FEW_MATCHES + 1);
+    let found = db
+        .query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, [Value::from(fts_query)]))
         .await?;
-    let found = row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0);
-    Ok(found > FEW_MATCHES)
+    if found.len() as i64 > FEW_MATCHES {
+        return Ok(None);
+    }
+    found.iter().map(|row| row.try_get_by_index::<i64>(0)).collect::<std::result::Result<_, _>>().map(Some)
+}
+
+/// The appeals whose SQLite row numbers are `rows`.
+fn among(rows: Vec<i64>) -> SimpleExpr {
+    Expr::cust(r#""appeal"."rowid""#).is_in(rows)
 }
 
 /// `SELECT COUNT(*)` of the rows of `table` that `fts_query` matches.
