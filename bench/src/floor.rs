@@ -389,7 +389,7 @@ impl Floor {
                 }
             }
             ListFilter::Words { query, .. } if postgres => {
-                let condition = r#""appeal_search_vector"("appeal"."search_terms") @@ CAST(? AS tsquery)"#;
+                let condition = r#""appeal"."search_vector" @@ CAST(? AS tsquery)"#;
                 let tsquery = query
                     .terms()
                     .iter()

@@ -6,13 +6,20 @@
 //! terms. Every condition here keeps the plain rule too, or is exact by
 //! construction, so an index can only make a search faster, never change what it
 //! finds:
-//! - `text` is always `text_folded LIKE '%…%'`. PostgreSQL answers it from the
-//!   trigram index by itself. SQLite first narrows to the rows whose trigram
-//!   index holds the folded text as a phrase (an exact substring test when it has
-//!   three characters or more; shorter ones are scanned).
+//! - `text` is always `text_folded LIKE '%…%'`, narrowed by the trigram index
+//!   (`pg_trgm` on PostgreSQL, an FTS5 trigram table on SQLite, where a phrase
+//!   of trigrams is an exact substring test) when it has three characters or
+//!   more; shorter ones are scanned.
 //! - `search` is a match of the query's terms against the terms stored with the
-//!   appeal (`search_terms`): a `tsvector` match on PostgreSQL, an FTS5 query on
-//!   SQLite, both over the same terms, which the same analyser computed.
+//!   appeal: a `tsvector` match on PostgreSQL (`search_vector`, generated from
+//!   `search_terms`), an FTS5 query on SQLite, both over the same terms, which
+//!   the same analyser computed.
+//!
+//! Neither planner can tell a rare word from a common one well enough, so each
+//! search first reads its matches from the index alone, up to
+//! [`FEW_MATCHES`]: a few are then looked up by id or row number, and their
+//! number is the total; many are found by reading the list newest first and
+//! testing rows, which soon finds a page.
 //!
 //! The terms are written with the appeal's row, so the index is in step in the
 //! transaction that writes the appeal. Rows stored before the word search
@@ -22,7 +29,7 @@
 use appeals_core::MunicipalityId;
 use appeals_core::search::{QueryTerm, WordQuery, index_terms};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, SimpleExpr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 use crate::Store;
@@ -66,8 +73,8 @@ pub(crate) struct PlannedSearch {
     pub condition: SimpleExpr,
     /// The same, as counting all the matches reads it best, where that differs.
     pub count_condition: Option<SimpleExpr>,
-    /// On SQLite, when the search is all there is to count: its number of
-    /// matches, as its FTS5 table alone tells.
+    /// When the search is all there is to count: its number of matches, as
+    /// its index alone tells.
     pub index_count: Option<IndexCount>,
 }
 
@@ -90,8 +97,11 @@ pub(crate) async fn plan_substring(
     let like: SimpleExpr =
         Expr::col((appeal::Entity, appeal::Column::TextFolded)).like(LikeExpr::new(pattern).escape('\\'));
     let backend = db.get_database_backend();
-    if backend == DbBackend::Postgres || needle.chars().count() < TRIGRAM {
+    if needle.chars().count() < TRIGRAM {
         return Ok(PlannedSearch { condition: like, count_condition: None, index_count: None });
+    }
+    if backend == DbBackend::Postgres {
+        return postgres_plan(db, like, municipality).await;
     }
     let phrase = fts5_string(needle);
     let Some(rows) = few_rows(db, "appeal_text_trigram", &phrase).await? else {
@@ -131,11 +141,8 @@ pub(crate) async fn plan_words(
             .collect::<Vec<_>>()
             .join(" & ");
         // sea-query's placeholder in custom SQL is PostgreSQL's own `$1`.
-        let condition = Expr::cust_with_values(
-            r#""appeal_search_vector"("appeal"."search_terms") @@ CAST($1 AS tsquery)"#,
-            [tsquery],
-        );
-        return Ok(PlannedSearch { condition, count_condition: None, index_count: None });
+        let condition = Expr::cust_with_values(r#""appeal"."search_vector" @@ CAST($1 AS tsquery)"#, [tsquery]);
+        return postgres_plan(db, condition, municipality).await;
     }
     let mut terms: Vec<String> = query
         .terms()
@@ -177,6 +184,40 @@ fn many_words(backend: DbBackend, query: &WordQuery, fts_query: &str) -> Planned
         });
     }
     PlannedSearch { condition: condition.into(), count_condition: Some(in_index), index_count }
+}
+
+/// On PostgreSQL, a search's `condition` as the database answers it best. Its
+/// planner cannot tell a rare word from a common one well (a word outside the
+/// lexemes ANALYZE keeps is guessed at 0.5% of the rows, which at a million
+/// appeals makes it read the list newest first and test rows for seconds), so
+/// the matching ids are read first, from the index alone (a bitmap of the GIN
+/// index: its cost does not depend on the guess), up to [`FEW_MATCHES`]: a few
+/// become the condition, and their number the total; for many, the planner
+/// chooses, rightly, to read the list newest first.
+async fn postgres_plan(
+    db: &impl ConnectionTrait,
+    condition: SimpleExpr,
+    municipality: Option<MunicipalityId>,
+) -> std::result::Result<PlannedSearch, DbErr> {
+    let mut probe = Query::select();
+    probe.column((appeal::Entity, appeal::Column::Id)).from(appeal::Entity).and_where(condition.clone());
+    if let Some(municipality) = municipality {
+        probe.and_where(Expr::col((appeal::Entity, appeal::Column::MunicipalityId)).eq(municipality.as_uuid()));
+    }
+    probe.limit(FEW_MATCHES as u64 + 1);
+    // Only bitmap scans are left to the probe; `SET LOCAL` lasts to the end of
+    // the read's transaction, so the planner's choices are given back after.
+    db.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off").await?;
+    let found = db.query_all(&probe).await;
+    db.execute_unprepared("SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = on").await?;
+    let found = found?;
+    if found.len() as i64 > FEW_MATCHES {
+        return Ok(PlannedSearch { condition, count_condition: None, index_count: None });
+    }
+    let ids = found.iter().map(|row| row.try_get_by_index::<Uuid>(0)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let count = ids.len() as u64;
+    let condition = Expr::col((appeal::Entity, appeal::Column::Id)).is_in(ids);
+    Ok(PlannedSearch { condition, count_condition: None, index_count: Some(IndexCount::Known(count)) })
 }
 
 /// The rows of `table` that the FTS5 query `fts_query` matches, if there are
@@ -362,7 +403,7 @@ impl Store {
         let rebuild: &[&str] = match db.get_database_backend() {
             DbBackend::Postgres => &[
                 r#"REINDEX INDEX CONCURRENTLY "appeal_text_trigram_idx""#,
-                r#"REINDEX INDEX CONCURRENTLY "appeal_search_terms_idx""#,
+                r#"REINDEX INDEX CONCURRENTLY "appeal_search_vector_idx""#,
             ],
             // The FTS5 tables read the rows' own columns back: rebuilt from
             // them, they point at the rows' current numbers.
