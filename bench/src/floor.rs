@@ -347,7 +347,7 @@ impl Floor {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         let (municipality, in_municipality) = match filter {
             ListFilter::Text { municipality, .. } | ListFilter::Words { municipality, .. } => {
-                (*municipality, municipality.map(|id| Value::from(id)).into_iter().collect::<Vec<_>>())
+                (*municipality, municipality.map(Value::from).into_iter().collect::<Vec<_>>())
             }
             ListFilter::Everything | ListFilter::Unread { .. } => (None, Vec::new()),
         };
