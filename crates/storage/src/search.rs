@@ -42,12 +42,12 @@ const TRIGRAM: usize = 3;
 /// Appeals analysed per statement when the terms are (re)computed.
 const ANALYSIS_BATCH: usize = 500;
 
-/// On SQLite, a search whose index finds at most this many appeals is
-/// answered from the index's rows (looked up, then sorted); one that finds
-/// more, by reading the list newest first and testing each row, which finds a
-/// page after about `page × appeals / matches` rows. Measured at 100,000
-/// appeals: looking up and sorting costs some 3.5 µs a row, testing a row
-/// about 1 µs; the two meet at a few thousand matches at a million appeals.
+/// A search whose index finds at most this many appeals is answered from the
+/// index's rows (looked up, then sorted); one that finds more, by reading the
+/// list newest first and testing each row, which finds a page after about
+/// `page × appeals / matches` rows. Measured on SQLite at 100,000 appeals:
+/// looking up and sorting costs some 3.5 µs a row, testing a row about 1 µs;
+/// the two meet at a few thousand matches at a million appeals.
 const FEW_MATCHES: i64 = 2_000;
 
 /// The mark of the term that names an appeal's municipality, so that a word
