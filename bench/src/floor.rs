@@ -37,7 +37,7 @@ use appeals_core::events::{EventData, NewEvent};
 use appeals_core::search::{QueryTerm, WordQuery};
 use appeals_core::text::{AppealText, ExternalId, MunicipalityCode, PersonName, ResponseText, fold_for_search};
 use appeals_core::{AppealId, Channel, DeadlinePolicy, Outcome, RecordedEvent, Scope, Status, Submission};
-use appeals_storage::search::municipality_term;
+use appeals_storage::search::{fts5_query, fts5_string, municipality_term, tsquery};
 use appeals_storage::{Cursor, DashboardFilter, Store};
 use chrono::{DateTime, Datelike, Utc};
 use rand::SeedableRng;
@@ -390,22 +390,14 @@ impl Floor {
             }
             ListFilter::Words { query, .. } if postgres => {
                 let condition = r#""appeal"."search_vector" @@ CAST(? AS tsquery)"#;
-                let tsquery = query
-                    .terms()
-                    .iter()
-                    .map(|term| match term {
-                        QueryTerm::Exact(stem) => format!("'{stem}'"),
-                        QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" & ");
+                let tsquery = tsquery(query);
                 SearchSql {
                     page: paged(condition, vec![tsquery.clone().into()]),
                     count: counted(condition, vec![tsquery.into()]),
                 }
             }
             ListFilter::Words { query, .. } => {
-                let mut fts_query = fts5_words(query);
+                let mut fts_query = fts5_query(query);
                 if let Some(municipality) = municipality {
                     let term = municipality_term(MunicipalityId::from_uuid(municipality));
                     fts_query = format!("{fts_query} AND {}", fts5_string(&term));
@@ -488,24 +480,6 @@ impl Floor {
 fn among(rows: &[i64]) -> String {
     let listed: Vec<String> = rows.iter().map(i64::to_string).collect();
     format!(r#""appeal"."rowid" IN ({})"#, listed.join(", "))
-}
-
-/// `text` as an FTS5 string: in double quotes, each inner one doubled.
-fn fts5_string(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
-}
-
-/// A word query in FTS5's syntax: every term, a prefix marked `*`.
-fn fts5_words(query: &WordQuery) -> String {
-    query
-        .terms()
-        .iter()
-        .map(|term| match term {
-            QueryTerm::Exact(stem) => fts5_string(stem),
-            QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
 }
 
 /// SQLite's write transactions begin IMMEDIATE, as the server's do: a deferred

@@ -29,8 +29,11 @@
 use appeals_core::MunicipalityId;
 use appeals_core::search::{QueryTerm, WordQuery, index_terms};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::sea_query::{CaseStatement, Condition, Expr, ExprTrait, LikeExpr, Query, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
+};
 
 use crate::Store;
 use crate::entity::appeal;
@@ -129,29 +132,11 @@ pub(crate) async fn plan_words(
 ) -> std::result::Result<PlannedSearch, DbErr> {
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
-        // tsquery's own syntax, each term quoted: terms are letters and
-        // digits (and the word mark), so no quote can occur inside one.
-        let tsquery = query
-            .terms()
-            .iter()
-            .map(|term| match term {
-                QueryTerm::Exact(stem) => format!("'{stem}'"),
-                QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
-            })
-            .collect::<Vec<_>>()
-            .join(" & ");
         // sea-query's placeholder in custom SQL is PostgreSQL's own `$1`.
-        let condition = Expr::cust_with_values(r#""appeal"."search_vector" @@ CAST($1 AS tsquery)"#, [tsquery]);
+        let condition = Expr::cust_with_values(r#""appeal"."search_vector" @@ CAST($1 AS tsquery)"#, [tsquery(query)]);
         return postgres_plan(db, condition, municipality).await;
     }
-    let mut terms: Vec<String> = query
-        .terms()
-        .iter()
-        .map(|term| match term {
-            QueryTerm::Exact(stem) => fts5_string(stem),
-            QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
-        })
-        .collect();
+    let mut terms = vec![fts5_query(query)];
     terms.extend(municipality.map(|municipality| fts5_string(&municipality_term(municipality))));
     let fts_query = terms.join(" AND ");
     let Some(rows) = few_rows(db, "appeal_search_term", &fts_query).await? else {
@@ -248,8 +233,35 @@ fn count_in(backend: DbBackend, table: &str, fts_query: &str) -> Statement {
     Statement::from_sql_and_values(backend, sql, [Value::from(fts_query)])
 }
 
+/// `query` in tsquery's own syntax, every term required, each quoted: terms
+/// are letters and digits (and the word mark), so no quote occurs inside one.
+pub fn tsquery(query: &WordQuery) -> String {
+    query
+        .terms()
+        .iter()
+        .map(|term| match term {
+            QueryTerm::Exact(stem) => format!("'{stem}'"),
+            QueryTerm::Prefix(prefix) => format!("'{prefix}':*"),
+        })
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
+/// `query` in FTS5's syntax: every term required, a prefix marked `*`.
+pub fn fts5_query(query: &WordQuery) -> String {
+    query
+        .terms()
+        .iter()
+        .map(|term| match term {
+            QueryTerm::Exact(stem) => fts5_string(stem),
+            QueryTerm::Prefix(prefix) => format!("{} *", fts5_string(prefix)),
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// `text` as an FTS5 string: in double quotes, each inner one doubled.
-fn fts5_string(text: &str) -> String {
+pub fn fts5_string(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
@@ -287,7 +299,7 @@ pub(crate) async fn analyse_missing(
     db: &impl ConnectionTrait,
     progress: &mut impl FnMut(AnalysisProgress),
 ) -> std::result::Result<u64, DbErr> {
-    let total = count(db, r#"SELECT COUNT(*) FROM "appeal" WHERE "search_terms" IS NULL"#).await?;
+    let total = appeal::Entity::find().filter(appeal::Column::SearchTerms.is_null()).count(db).await?;
     let mut analysed = 0;
     while let Some((_, read)) = analyse_batch(db, Analysed::Missing, None).await? {
         analysed += read;
@@ -304,35 +316,28 @@ async fn analyse_batch(
     which: Analysed,
     after: Option<Uuid>,
 ) -> std::result::Result<Option<(Uuid, u64)>, DbErr> {
-    let backend = db.get_database_backend();
-    let (sql, values) = match (which, after) {
-        (Analysed::Missing, _) => (
-            r#"SELECT "id", "text", "search_terms", "municipality_id" FROM "appeal" WHERE "search_terms" IS NULL ORDER BY "id" LIMIT ?"#,
-            vec![Value::from(ANALYSIS_BATCH as i64)],
-        ),
-        (Analysed::All, None) => (
-            r#"SELECT "id", "text", "search_terms", "municipality_id" FROM "appeal" ORDER BY "id" LIMIT ?"#,
-            vec![Value::from(ANALYSIS_BATCH as i64)],
-        ),
-        (Analysed::All, Some(after)) => (
-            r#"SELECT "id", "text", "search_terms", "municipality_id" FROM "appeal" WHERE "id" > ? ORDER BY "id" LIMIT ?"#,
-            vec![Value::from(after), Value::from(ANALYSIS_BATCH as i64)],
-        ),
+    let mut select = appeal::Entity::find()
+        .select_only()
+        .columns([
+            appeal::Column::Id,
+            appeal::Column::Text,
+            appeal::Column::SearchTerms,
+            appeal::Column::MunicipalityId,
+        ])
+        .order_by_asc(appeal::Column::Id)
+        .limit(ANALYSIS_BATCH as u64);
+    select = match (which, after) {
+        (Analysed::Missing, _) => select.filter(appeal::Column::SearchTerms.is_null()),
+        (Analysed::All, None) => select,
+        (Analysed::All, Some(after)) => select.filter(appeal::Column::Id.gt(after)),
     };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, placeholders(backend, sql), values)).await?;
-    let Some(last) = rows.last() else { return Ok(None) };
-    let last = last.try_get_by_index::<Uuid>(0)?;
+    let rows: Vec<(Uuid, String, Option<String>, Uuid)> = select.into_tuple().all(db).await?;
+    let Some(&(last, ..)) = rows.last() else { return Ok(None) };
     let mut changed = Vec::new();
-    for row in &rows {
-        let (id, text, stored, municipality) = (
-            row.try_get_by_index::<Uuid>(0)?,
-            row.try_get_by_index::<String>(1)?,
-            row.try_get_by_index::<Option<String>>(2)?,
-            MunicipalityId::from_uuid(row.try_get_by_index::<Uuid>(3)?),
-        );
-        let terms = stored_terms(&text, municipality);
+    for (id, text, stored, municipality) in &rows {
+        let terms = stored_terms(text, MunicipalityId::from_uuid(*municipality));
         if stored.as_deref() != Some(terms.as_str()) {
-            changed.push((id, terms));
+            changed.push((*id, terms));
         }
     }
     if !changed.is_empty() {
@@ -343,42 +348,16 @@ async fn analyse_batch(
 
 /// Sets `search_terms` of each `(id, terms)` in one statement.
 async fn write_terms(db: &impl ConnectionTrait, batch: &[(Uuid, String)]) -> std::result::Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    let rows = vec!["(?, ?)"; batch.len()].join(", ");
-    // A VALUES list's columns are `column1`, `column2`… on both databases.
-    let id = match backend {
-        DbBackend::Postgres => r#"CAST("v"."column1" AS uuid)"#,
-        _ => r#""v"."column1""#,
-    };
-    let sql = format!(
-        r#"UPDATE "appeal" SET "search_terms" = "v"."column2" FROM (VALUES {rows}) AS "v" WHERE "appeal"."id" = {id}"#
-    );
-    let values = batch.iter().flat_map(|(id, terms)| [Value::from(*id), Value::from(terms.clone())]);
-    db.execute_raw(Statement::from_sql_and_values(backend, placeholders(backend, &sql), values)).await?;
+    let mut terms = CaseStatement::new();
+    for (id, value) in batch {
+        terms = terms.case(Expr::col(appeal::Column::Id).eq(*id), value.clone());
+    }
+    appeal::Entity::update_many()
+        .col_expr(appeal::Column::SearchTerms, terms.into())
+        .filter(appeal::Column::Id.is_in(batch.iter().map(|(id, _)| *id)))
+        .exec(db)
+        .await?;
     Ok(())
-}
-
-/// `sql` with its `?` placeholders numbered as PostgreSQL writes them.
-fn placeholders(backend: DbBackend, sql: &str) -> String {
-    if backend != DbBackend::Postgres {
-        return sql.to_owned();
-    }
-    let mut numbered = String::with_capacity(sql.len() + 16);
-    let mut next = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            next += 1;
-            numbered.push_str(&format!("${next}"));
-        } else {
-            numbered.push(c);
-        }
-    }
-    numbered
-}
-
-async fn count(db: &impl ConnectionTrait, sql: &str) -> std::result::Result<u64, DbErr> {
-    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
-    Ok(row.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.map_or(0, |count| u64::try_from(count).unwrap_or(0)))
 }
 
 impl Store {
@@ -390,7 +369,7 @@ impl Store {
     /// the FTS5 tables holds the write lock while it runs.
     pub async fn reindex_search(&self, mut progress: impl FnMut(AnalysisProgress)) -> Result<u64> {
         let db = self.db();
-        let total = count(db, r#"SELECT COUNT(*) FROM "appeal""#).await?;
+        let total = appeal::Entity::find().count(db).await?;
         let (mut analysed, mut after) = (0, None);
         loop {
             let txn = crate::database::begin_write(db).await?;
@@ -422,12 +401,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn postgresql_placeholders_are_numbered() {
-        assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b = ?"), "a = $1 AND b = $2");
-        assert_eq!(placeholders(DbBackend::Sqlite, "a = ?"), "a = ?");
-    }
 
     #[test]
     fn fts5_strings_double_their_quotes() {
