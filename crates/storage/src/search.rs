@@ -49,8 +49,8 @@ const ANALYSIS_BATCH: usize = 500;
 /// index's rows (looked up, then sorted); one that finds more, by reading the
 /// list newest first and testing each row, which finds a page after about
 /// `page × appeals / matches` rows. Measured on SQLite at 100,000 appeals:
-/// looking up and sorting costs some 3.5 µs a row, testing a row about 1 µs;
-/// the two meet at a few thousand matches at a million appeals.
+/// looking up and sorting 93,685 matches took 325 ms (3.5 µs a row), while
+/// reading newest first found the page of the same word in under 10 ms.
 const FEW_MATCHES: i64 = 2_000;
 
 /// The mark of the term that names an appeal's municipality, so that a word
