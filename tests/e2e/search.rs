@@ -142,6 +142,15 @@ async fn a_search_that_could_match_nothing_useful_is_validation(backend: Backend
         assert!(message.contains("search") && message.contains(mentions), "{search:?}: {message}");
         assert!(response["data"].is_null() || response["data"]["appeals"].is_null(), "{response}");
     }
+    // The broadest search accepted: 8 prefixes of two letters, over the
+    // region, with its total; answered, while a plain list is served beside it.
+    let broadest = "по* на* до* ул* пр* ко* ям* св*";
+    let (wide, plain) = tokio::join!(
+        app.graphql(Some(&governor), LIST, json!({ "filter": { "search": broadest } })),
+        app.graphql(Some(&governor), LIST, json!({})),
+    );
+    assert!(wide["errors"].is_null(), "{wide}");
+    assert_eq!(texts_and_total(&plain).1, 1, "{plain}");
     // And the server goes on answering.
     let response = app.graphql(Some(&governor), LIST, json!({ "filter": { "search": "ямы на дороге" } })).await;
     assert_eq!(texts_and_total(&response).1, 1);
