@@ -26,6 +26,7 @@ mod m20261203_000009_scope_external_id_to_municipality;
 mod m20261203_000010_refold_appeal_text;
 mod m20261203_000011_create_channels;
 mod m20261204_000012_index_appeal_search;
+mod m20261204_000013_order_appeal_events;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_refold_appeal_text::Migration),
             Box::new(m20261203_000011_create_channels::Migration),
             Box::new(m20261204_000012_index_appeal_search::Migration),
+            Box::new(m20261204_000013_order_appeal_events::Migration),
         ]
     }
 }

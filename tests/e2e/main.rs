@@ -31,6 +31,7 @@ mod probing;
 mod races;
 mod rate_limit;
 mod readme;
+mod replicas;
 mod schema;
 mod search;
 mod service;

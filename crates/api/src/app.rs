@@ -30,7 +30,7 @@ use crate::exit::Failure;
 use crate::graphiql;
 use crate::graphql_http::{self, GraphqlState};
 use crate::hooks::{self, HookState};
-use crate::notifications::EventBus;
+use crate::notifications::EventFeed;
 use crate::persisted::PersistedDocuments;
 use crate::rate_limit::CallerLimits;
 use crate::schema;
@@ -66,20 +66,21 @@ impl Application {
         };
         let store =
             store.prepare_audit(config.audit_key.clone()).await?.with_local_offset(config.channels.local_offset);
-        Ok(Self::assemble(config, store, listener))
+        let feed = match EventFeed::start(store.clone(), config.subscription_replay_limit).await {
+            Ok(feed) => feed,
+            Err(error) => return Err(Failure::Database(format!("cannot read the events: {error}")).into()),
+        };
+        Ok(Self::assemble(config, store, feed, listener))
     }
 
-    fn assemble(config: ServerConfig, store: Store, listener: TcpListener) -> Application {
-        let bus = EventBus::default();
-        let hook_bus = bus.clone();
-        let schema = schema::build(store.clone(), bus.clone(), config.limits);
+    fn assemble(config: ServerConfig, store: Store, feed: EventFeed, listener: TcpListener) -> Application {
+        let schema = schema::build(store.clone(), feed, config.limits);
         let limits = CallerLimits::new(&config.caller_limits);
         let (going_away, going_away_receiver) = watch::channel(false);
         let persisted = PersistedDocuments::new(&config.persisted);
         let sockets = Sockets::new(
             schema.clone(),
             store.clone(),
-            bus,
             limits.clone(),
             config.documents,
             persisted.clone(),
@@ -98,7 +99,6 @@ impl Application {
         };
         let hooks = HookState {
             store: store.clone(),
-            bus: hook_bus,
             limits: state.limits.clone(),
             follow_up_window: config.channels.follow_up_window,
         };

@@ -376,6 +376,11 @@ pub struct ServeArgs {
     #[arg(long, env = "APPEALS_MAX_SOCKETS_PER_USER", default_value_t = 32)]
     pub max_sockets_per_user: usize,
 
+    /// How many events behind the newest a subscription's `after` cursor may be
+    /// and still be replayed; further behind is `CURSOR_EXPIRED`.
+    #[arg(long, env = "APPEALS_SUBSCRIPTION_REPLAY_LIMIT", default_value_t = 100_000)]
+    pub subscription_replay_limit: u32,
+
     #[command(flatten)]
     pub audit_key: AuditKeyArgs,
 
@@ -504,6 +509,8 @@ pub struct ServerConfig {
     pub caller_limits: LimitSettings,
     pub connections: ConnectionLimits,
     pub sockets: SocketSettings,
+    /// How many events a subscription's cursor may be behind (see the flag).
+    pub subscription_replay_limit: u32,
     /// The key that seals the audit chain; `None` leaves it unkeyed.
     pub audit_key: Option<AuditKey>,
     pub channels: ChannelConfig,
@@ -590,6 +597,7 @@ impl From<ServeArgs> for ServerConfig {
                 max_operations_per_socket: args.max_operations_per_socket,
                 max_sockets_per_user: args.max_sockets_per_user,
             },
+            subscription_replay_limit: args.subscription_replay_limit,
             audit_key: args.audit_key.key(),
             channels: ChannelConfig {
                 delivery: DeliverySettings {

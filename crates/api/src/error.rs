@@ -40,6 +40,9 @@ pub enum ErrorCode {
     PersistedQueryNotSupported,
     /// The server runs only its trusted documents, and this is not one of them.
     PersistedQueryNotInList,
+    /// A subscription's `after` cursor is further behind than the server
+    /// replays: re-read the state, then subscribe without it.
+    CursorExpired,
 }
 
 impl ErrorCode {
@@ -58,6 +61,7 @@ impl ErrorCode {
         ErrorCode::PersistedQueryNotFound,
         ErrorCode::PersistedQueryNotSupported,
         ErrorCode::PersistedQueryNotInList,
+        ErrorCode::CursorExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +79,7 @@ impl ErrorCode {
             ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             ErrorCode::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
             ErrorCode::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            ErrorCode::CursorExpired => "CURSOR_EXPIRED",
         }
     }
 }
@@ -228,8 +233,9 @@ mod tests {
             ErrorCode::PersistedQueryNotFound => 10,
             ErrorCode::PersistedQueryNotSupported => 11,
             ErrorCode::PersistedQueryNotInList => 12,
+            ErrorCode::CursorExpired => 13,
         };
-        assert_eq!(ErrorCode::ALL.len(), 13, "every code of the match above, once");
+        assert_eq!(ErrorCode::ALL.len(), 14, "every code of the match above, once");
         for (index, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(position(*code), index, "{code:?} out of place in ErrorCode::ALL");
         }

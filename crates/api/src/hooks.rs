@@ -29,14 +29,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::TimeDelta;
 
-use crate::notifications::EventBus;
 use crate::rate_limit::CallerLimits;
 
 /// What the webhooks share.
 #[derive(Clone)]
 pub struct HookState {
     pub store: Store,
-    pub bus: EventBus,
     pub limits: CallerLimits,
     /// How long after a resident's latest message on an open appeal a new one
     /// in the same chat still belongs to it.
@@ -229,15 +227,13 @@ impl HookState {
         let intake =
             self.store.receive_channel_message(gate.municipality_id, channel, &message, self.follow_up_window).await;
         match intake {
-            Ok(Intake::Registered { appeal, event }) => {
+            Ok(Intake::Registered { appeal, .. }) => {
                 count(channel, "registered");
                 tracing::info!(channel = %channel, municipality = %code, appeal = %appeal.number, "registered an appeal from a resident's message");
-                self.bus.publish(appeal.municipality_id, event);
             }
-            Ok(Intake::FollowUp { appeal, event }) => {
+            Ok(Intake::FollowUp { appeal, .. }) => {
                 count(channel, "follow_up");
                 tracing::info!(channel = %channel, municipality = %code, appeal = %appeal.number, "threaded a resident's follow-up onto the open appeal");
-                self.bus.publish(appeal.municipality_id, event);
             }
             Ok(Intake::Repeat { appeal_id }) => {
                 count(channel, "repeat");

@@ -20,8 +20,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use appeals_core::UserId;
-use appeals_storage::Store;
 use appeals_storage::directory::token_digest;
+use appeals_storage::{Revocation, Store};
 use async_graphql::http::{WebSocket as GraphqlWebSocket, WebSocketProtocols as Protocols, WsMessage};
 use async_graphql::{Data, Executor, Request, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -33,7 +33,6 @@ use tokio::sync::watch;
 use crate::admission::DocumentLimits;
 use crate::auth::{Viewer, token_from_payload};
 use crate::error::{ApiError, ErrorCode, code_unclassified};
-use crate::notifications::EventBus;
 use crate::occupancy::{Occupancy, Place};
 use crate::persisted::{Lookup, PersistedDocuments};
 use crate::rate_limit::CallerLimits;
@@ -61,7 +60,6 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 pub struct Sockets {
     pub schema: AppSchema,
     pub store: Store,
-    pub bus: EventBus,
     pub limits: CallerLimits,
     pub documents: DocumentLimits,
     pub persisted: PersistedDocuments,
@@ -75,7 +73,6 @@ impl Sockets {
     pub fn new(
         schema: AppSchema,
         store: Store,
-        bus: EventBus,
         limits: CallerLimits,
         documents: DocumentLimits,
         persisted: PersistedDocuments,
@@ -83,7 +80,7 @@ impl Sockets {
         going_away: watch::Receiver<bool>,
     ) -> Self {
         let users = Occupancy::new(settings.max_sockets_per_user);
-        Sockets { schema, store, bus, limits, documents, persisted, settings, going_away, users }
+        Sockets { schema, store, limits, documents, persisted, settings, going_away, users }
     }
 
     /// Serves one upgraded socket until it closes.
@@ -109,7 +106,7 @@ impl Sockets {
         };
         let mut protocol_messages =
             GraphqlWebSocket::new(executor, incoming, protocol).on_connection_init(on_init).boxed();
-        let mut revocations = self.bus.subscribe_revocations();
+        let mut revocations = self.store.revocations();
         let mut going_away = self.going_away.clone();
         let init_deadline = tokio::time::sleep(self.settings.init_timeout);
         tokio::pin!(init_deadline);
@@ -134,9 +131,11 @@ impl Sockets {
                 revoked = revocations.recv() => {
                     let Some((user, token)) = signed_in.get() else { continue };
                     let ended = match revoked {
-                        Ok(revoked) => revoked == *user,
+                        Ok(Revocation::User(revoked)) => revoked == *user,
                         // Revocations were missed: ask the database.
-                        Err(RecvError::Lagged(_)) => !matches!(self.store.user_by_token(token).await, Ok(Some(_))),
+                        Ok(Revocation::MayHaveMissed) | Err(RecvError::Lagged(_)) => {
+                            !matches!(self.store.user_by_token(token).await, Ok(Some(_)))
+                        }
                         Err(RecvError::Closed) => false,
                     };
                     if ended {

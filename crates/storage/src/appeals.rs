@@ -11,12 +11,10 @@ use appeals_core::{
 };
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, ExprTrait, InsertStatement, OnConflict, Query, WithClause,
-};
+use sea_orm::sea_query::{Alias, CommonTableExpression, Expr, ExprTrait, OnConflict, Query, WithClause};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Iterable,
-    QueryFilter, QuerySelect, QueryTrait, TryInsert,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    TryInsert,
 };
 
 use crate::Store;
@@ -25,7 +23,8 @@ use crate::database::begin_write;
 use crate::directory::{Municipality, inserted};
 use crate::entity::{appeal, appeal_event, registration_counter};
 use crate::error::{Result, StorageError};
-use crate::records::{StoredEvent, appeal_row, changed_appeal_row, event_row};
+use crate::events;
+use crate::records::{StoredEvent, appeal_row, changed_appeal_row};
 
 /// The outcome of a submission: the appeal, and whether this call created it
 /// (`false` when the same channel message had been submitted to the same
@@ -77,6 +76,7 @@ impl Store {
             return Ok(Submitted { appeal: existing, created: false, event: None });
         };
         txn.commit().await?;
+        self.events_committed();
         Ok(Submitted { appeal, created: true, event: Some(event) })
     }
 
@@ -107,7 +107,7 @@ impl Store {
             received_at,
             self.policy(),
         );
-        let event = StoredEvent::new(event.record(appeal.id, 1, ""), self.audit_key());
+        let mut event = StoredEvent::new(event.record(appeal.id, 1, ""), self.audit_key());
         let row = appeal_row(&appeal, &event.event, self.audit_key());
         let contribution = Contribution::of(&TallyFacts::of(&appeal));
         let tallies = (txn.get_database_backend() == DbBackend::Postgres)
@@ -115,13 +115,13 @@ impl Store {
             .flatten();
         let inserted = match tallies {
             Some(tallies) => {
-                let (inserted, tallied) = insert_registration_at_once(txn, row, &event, tallies).await?;
+                let (inserted, tallied) = insert_registration_at_once(txn, row, &mut event, tallies).await?;
                 if inserted && !tallied {
                     dashboard::record_in_new_row(txn, appeal.municipality_id, &contribution).await?;
                 }
                 inserted
             }
-            _ => insert_registration_one_by_one(txn, row, &event, appeal.municipality_id, &contribution).await?,
+            _ => insert_registration_one_by_one(txn, row, &mut event, appeal.municipality_id, &contribution).await?,
         };
         Ok(inserted.then_some((appeal, event)))
     }
@@ -162,7 +162,7 @@ impl Store {
             check_original_exists(&txn, scope, *original).await?;
         }
         let Applied { appeal, event } = current.apply(command, actor.user_id, self.now(), expected_version)?;
-        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
+        let mut event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
         let updated = appeal::Entity::update_many()
             .set(changed_appeal_row(&appeal, &event.event, self.audit_key()))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
@@ -178,7 +178,6 @@ impl Store {
             }
             .into());
         }
-        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
         let change = Contribution::change(&TallyFacts::of(&current), &TallyFacts::of(&appeal));
         dashboard::record(&txn, appeal.municipality_id, &change).await?;
         let reply = match command {
@@ -190,7 +189,10 @@ impl Store {
             Some(kind) => self.enqueue_reply_for(&txn, &appeal, kind).await?,
             None => false,
         };
+        // Last, as it takes the event's position (see `events`).
+        events::insert(&txn, &mut event).await?;
         txn.commit().await?;
+        self.events_committed();
         if queued {
             self.outbox_signal().notify_one();
         }
@@ -289,26 +291,29 @@ fn insert_appeal(row: appeal::ActiveModel) -> TryInsert<appeal::ActiveModel> {
 async fn insert_registration_at_once(
     txn: &DatabaseTransaction,
     row: appeal::ActiveModel,
-    event: &StoredEvent,
+    event: &mut StoredEvent,
     tallies: Vec<CommonTableExpression>,
 ) -> Result<(bool, bool)> {
     let mut appeal = insert_appeal(row).into_query();
     appeal.returning_col(appeal::Column::Id);
-    let event = insert_for_each_row_of(APPEAL_INSERTED, event_row(event));
     let mut with = WithClause::new();
-    with.cte(CommonTableExpression::new().table_name(Alias::new(APPEAL_INSERTED)).query(appeal).to_owned())
-        .cte(CommonTableExpression::new().table_name(Alias::new("event_inserted")).query(event).to_owned());
+    with.cte(CommonTableExpression::new().table_name(Alias::new(APPEAL_INSERTED)).query(appeal).to_owned());
+    for part in events::insert_parts_for_each_row_of(APPEAL_INSERTED, event) {
+        with.cte(part);
+    }
     for tally in tallies {
         with.cte(tally);
     }
     let outcome = Query::select()
         .expr(dashboard::has_a_row(APPEAL_INSERTED))
         .expr(dashboard::has_a_row(dashboard::TALLY_UPDATED))
+        .expr(events::position_taken())
         .to_owned();
     let row = txn
         .query_one(&with.query(outcome))
         .await?
         .ok_or_else(|| StorageError::Corrupt("the registering statement returned no row".to_owned()))?;
+    event.position = row.try_get_by_index::<i64>(2)?;
     Ok((row.try_get_by_index::<bool>(0)?, row.try_get_by_index::<bool>(1)?))
 }
 
@@ -317,37 +322,16 @@ async fn insert_registration_at_once(
 async fn insert_registration_one_by_one(
     txn: &DatabaseTransaction,
     row: appeal::ActiveModel,
-    event: &StoredEvent,
+    event: &mut StoredEvent,
     municipality: MunicipalityId,
     contribution: &Contribution,
 ) -> Result<bool> {
     if inserted(insert_appeal(row).exec_without_returning(txn).await?).unwrap_or(0) == 0 {
         return Ok(false);
     }
-    appeal_event::Entity::insert(event_row(event)).exec_without_returning(txn).await?;
     dashboard::record(txn, municipality, contribution).await?;
+    events::insert(txn, event).await?;
     Ok(true)
-}
-
-/// The insert of `row` as `INSERT … SELECT … FROM source`: the row once for each
-/// row of `source`, an earlier part of the same statement. Its columns and values
-/// are those sea-orm's own insert of `row` takes.
-fn insert_for_each_row_of<A: ActiveModelTrait>(source: &str, mut row: A) -> InsertStatement {
-    let mut columns = Vec::new();
-    let mut values = Vec::new();
-    for column in <A::Entity as EntityTrait>::Column::iter() {
-        if let ActiveValue::Set(value) | ActiveValue::Unchanged(value) = row.take(column) {
-            columns.push(column);
-            values.push(column.save_as(Expr::val(value)));
-        }
-    }
-    let mut insert = Query::insert();
-    insert.into_table(A::Entity::default()).columns(columns);
-    // Safe: one value was taken for each column.
-    insert
-        .select_from(Query::select().exprs(values).from(Alias::new(source)).to_owned())
-        .expect("a value for each column");
-    insert
 }
 
 /// Takes the next registration number of a municipality's year, inside the

@@ -243,6 +243,7 @@ async fn open_pool(url: &str, settings: PoolSettings) -> Result<DatabaseConnecti
 pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         let txn = begin_write(db).await?;
+        refuse_a_newer_schema(&txn).await?;
         Migrator::up(&txn, None).await?;
         build_missing_tallies(&txn).await?;
         analyse_missing_texts(&txn).await?;
@@ -253,7 +254,11 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     options.max_connections(1).min_connections(1).sqlx_logging(false);
     let session = Database::connect(options).await?;
     session.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
-    let migrated = match Migrator::up(&session, None).await {
+    let up = async {
+        refuse_a_newer_schema(&session).await?;
+        Migrator::up(&session, None).await
+    };
+    let migrated = match up.await {
         Ok(()) => match build_missing_tallies_in_transaction(&session).await {
             Ok(()) => analyse_missing_texts(&session).await,
             Err(error) => Err(error),
@@ -263,6 +268,27 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     let unlocked = session.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await;
     session.close().await?;
     migrated.and(unlocked.map(|_| ()))
+}
+
+/// Refuses a database whose schema has migrations this binary does not know:
+/// a newer binary migrated it, and this one would misread it. The message
+/// names both versions (the newest migration of each).
+pub async fn refuse_a_newer_schema(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let known: Vec<String> = Migrator::migrations().iter().map(|migration| migration.name().to_owned()).collect();
+    let applied = Migrator::get_migration_models(db).await?;
+    let unknown: Vec<&str> = applied
+        .iter()
+        .map(|model| model.version.as_str())
+        .filter(|version| !known.iter().any(|k| k == version))
+        .collect();
+    match (unknown.iter().max(), known.last()) {
+        (Some(newest_applied), Some(newest_known)) => Err(DbErr::Custom(format!(
+            "the database's schema is at version {newest_applied}, newer than this binary's {newest_known} \
+             ({} migration(s) it does not know); run a binary at least as new as the one that migrated it",
+            unknown.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The dashboard's tallies of municipalities that have none yet: right after the

@@ -225,7 +225,7 @@ impl Store {
             let announce = Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_notify($1, $2)",
-                [crate::lookups::REVOCATIONS.into(), id.as_uuid().to_string().into()],
+                [crate::announcements::REVOCATIONS.into(), id.as_uuid().to_string().into()],
             );
             txn.execute_raw(announce).await?;
         }
@@ -234,6 +234,7 @@ impl Store {
         self.lookups().forget_user(id);
         txn.commit().await?;
         self.lookups().forget_user(id);
+        self.announcements().revoked(crate::Revocation::User(id));
         self.user(id).await?.ok_or(StorageError::NotFound)
     }
 }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use appeals_core::{Appeal, InvalidInput, MunicipalityId, RecordedEvent};
+use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait};
 
@@ -33,7 +34,7 @@ pub struct ImportedAppeal {
 /// staying well below both keeps each statement a few megabytes at most.
 const MAX_VALUES_PER_STATEMENT: usize = 30_000;
 const APPEAL_COLUMNS: usize = 30;
-const EVENT_COLUMNS: usize = 12;
+const EVENT_COLUMNS: usize = 13;
 
 impl Store {
     /// Inserts `appeals` and their events in one write transaction, and raises each
@@ -58,6 +59,11 @@ impl Store {
         }
 
         let txn = begin_write(self.db()).await?;
+        // Imported histories take their positions in the order given.
+        let first = crate::events::take_positions(&txn, i64::try_from(event_rows.len()).unwrap_or(i64::MAX)).await?;
+        for (offset, row) in (0..).zip(event_rows.iter_mut()) {
+            row.position = Set(first + offset);
+        }
         let mut appeal_rows = appeal_rows.into_iter().peekable();
         while appeal_rows.peek().is_some() {
             let batch: Vec<_> = appeal_rows.by_ref().take(MAX_VALUES_PER_STATEMENT / APPEAL_COLUMNS).collect();
@@ -73,6 +79,7 @@ impl Store {
         }
         crate::dashboard::record_all(&txn, appeals.iter().map(|imported| &imported.appeal)).await?;
         txn.commit().await?;
+        self.events_committed();
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 mod abandon;
+mod announcements;
 pub mod appeals;
 pub mod audit;
 pub mod channels;
@@ -46,6 +47,7 @@ pub mod database;
 pub mod directory;
 mod entity;
 pub mod error;
+pub mod events;
 pub mod import;
 mod lookups;
 pub mod queries;
@@ -54,6 +56,7 @@ pub mod search;
 pub mod statements;
 pub mod testing;
 
+pub use announcements::Revocation;
 pub use appeals::{Changed, Submitted};
 pub use audit::{AuditReport, AuditSummary, SealingReport};
 pub use channels::{ChannelChange, ChannelSettings, DueReply, Intake, Reply, ReplyStatus, WebhookGate};
@@ -61,6 +64,7 @@ pub use dashboard::{Counts, Dashboard, DashboardFilter, MunicipalityStats};
 pub use database::PoolSettings;
 pub use directory::{Municipality, Token, User};
 pub use error::StorageError;
+pub use events::FollowedEvent;
 pub use queries::{AppealFilter, AppealPage, Cursor, HistoryWindow};
 pub use records::StoredEvent;
 
@@ -88,6 +92,8 @@ pub struct Store {
     outbox_signal: Arc<Notify>,
     /// Municipalities and users by token, remembered between requests.
     lookups: Arc<lookups::Lookups>,
+    /// Events committed and users revoked, by this store or any other.
+    announcements: Arc<announcements::Announcements>,
 }
 
 impl Store {
@@ -127,6 +133,7 @@ impl Store {
             local_offset: DEFAULT_LOCAL_OFFSET,
             outbox_signal: Arc::new(Notify::new()),
             lookups,
+            announcements: Arc::new(announcements::Announcements::new()),
         }
     }
 
@@ -207,13 +214,25 @@ impl Store {
     }
 
     /// The lookups of users by token. On PostgreSQL the first of them starts
-    /// listening for revocations, so a store that never looks a token up (a
-    /// one-shot command, the benchmark's floor) opens no listening connection.
+    /// listening for announcements (see `announcements`).
     pub(crate) fn user_lookups(&self) -> &lookups::Lookups {
-        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-            let pool = self.db.get_postgres_connection_pool();
-            self.lookups.listen_once(|| lookups::listen_for_revocations(pool.clone(), Arc::downgrade(&self.lookups)));
-        }
+        self.listen();
         &self.lookups
+    }
+
+    pub(crate) fn announcements(&self) -> &announcements::Announcements {
+        &self.announcements
+    }
+
+    /// Starts listening for announcements, once (PostgreSQL).
+    pub(crate) fn listen(&self) {
+        announcements::listen_once(&self.db, &self.lookups, &self.announcements);
+    }
+
+    /// Every revocation from now on, by this store or, on PostgreSQL, any other
+    /// on the same database.
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation> {
+        self.listen();
+        self.announcements.revocations()
     }
 }

@@ -8,7 +8,7 @@
 //! - **Users by token**, until revoked. A revocation through this store forgets
 //!   the user at once. On PostgreSQL the revocation is also announced
 //!   (`NOTIFY appeals_user_revoked`), and every store listening on the same
-//!   database forgets the user too; while its listener is not connected (at
+//!   database forgets the user too (`announcements`); while its listener is not connected (at
 //!   start, or after the connection broke and before it is back), a store keeps
 //!   nothing and asks the database every time, so no revocation is ever missed.
 //!   On SQLite the store is the only writer (one server process per file), so
@@ -16,19 +16,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Once, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use appeals_core::{MunicipalityId, UserId};
-use sea_orm::prelude::Uuid;
 
 use crate::directory::{Municipality, User};
 
 /// The most users kept; past it the cache starts again empty.
 const MAX_USERS: usize = 10_000;
-
-/// The PostgreSQL channel revocations are announced on; its payload is the
-/// user's id.
-pub const REVOCATIONS: &str = "appeals_user_revoked";
 
 /// Every municipality, by code and by id.
 #[derive(Debug, Default)]
@@ -49,8 +44,6 @@ pub(crate) struct Lookups {
     /// the database is kept only if none came while it was read, as the one that
     /// came may be its own.
     revocations: AtomicU64,
-    /// Started the revocation listener (PostgreSQL).
-    listening: Once,
 }
 
 impl Lookups {
@@ -60,13 +53,7 @@ impl Lookups {
             users: RwLock::new(HashMap::new()),
             users_trusted: AtomicBool::new(users_trusted),
             revocations: AtomicU64::new(0),
-            listening: Once::new(),
         }
-    }
-
-    /// Runs `start` the first time it is called, and never again.
-    pub(crate) fn listen_once(&self, start: impl FnOnce()) {
-        self.listening.call_once(start);
     }
 
     pub(crate) fn municipality_by_code(&self, code: &str) -> Option<Municipality> {
@@ -143,59 +130,4 @@ impl Lookups {
         self.users_trusted.store(trusted, Ordering::Release);
         users.clear();
     }
-}
-
-/// Listens for revocations announced by any store on the same PostgreSQL
-/// database, on a connection of its own (not one of `pool`'s), until `pool`
-/// closes or `lookups` is dropped.
-pub(crate) fn listen_for_revocations(pool: sea_orm::sqlx::PgPool, lookups: std::sync::Weak<Lookups>) {
-    use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
-    let options = pool.connect_options().as_ref().clone();
-    let own = PgPoolOptions::new().max_connections(1).min_connections(0).connect_lazy_with(options);
-    tokio::spawn(async move {
-        let closed = pool.close_event();
-        tokio::pin!(closed);
-        loop {
-            let listening = async {
-                let mut listener = PgListener::connect_with(&own).await?;
-                listener.listen(REVOCATIONS).await?;
-                Ok::<_, sea_orm::sqlx::Error>(listener)
-            };
-            let mut listener = tokio::select! {
-                () = &mut closed => break,
-                listening = listening => match listening {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot listen for revocations; users are looked up every time");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-            };
-            match lookups.upgrade() {
-                Some(lookups) => lookups.trust_users(true),
-                None => break,
-            }
-            loop {
-                let notification = tokio::select! {
-                    () = &mut closed => return own.close().await,
-                    notification = listener.try_recv() => notification,
-                };
-                let Some(lookups) = lookups.upgrade() else { return own.close().await };
-                match notification {
-                    Ok(Some(notification)) => match notification.payload().parse::<Uuid>() {
-                        Ok(id) => lookups.forget_user(UserId::from_uuid(id)),
-                        Err(_) => lookups.trust_users(true),
-                    },
-                    // `Ok(None)`: the connection broke, and announcements may
-                    // have been missed while it was down.
-                    Ok(None) | Err(_) => {
-                        lookups.trust_users(false);
-                        break;
-                    }
-                }
-            }
-        }
-        own.close().await;
-    });
 }

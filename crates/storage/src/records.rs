@@ -150,6 +150,8 @@ pub(crate) fn event_row(stored: &StoredEvent) -> appeal_event::ActiveModel {
         data: Set(event.data.clone()),
         hash: Set(event.hash.clone()),
         seal: Set(stored.seal.clone()),
+        // Taken as the event is inserted (see `events::insert`).
+        position: NotSet,
     }
 }
 
@@ -162,6 +164,10 @@ pub struct StoredEvent {
     /// with an audit key. Not part of the public history: it proves nothing to
     /// anyone without the key.
     pub seal: Option<String>,
+    /// Its place in the order events were committed in, over the whole database
+    /// (1, 2, 3…): what a subscription's cursor names. 0 only for an event not
+    /// stored yet; storing it assigns its position (see `events`).
+    pub position: i64,
 }
 
 impl StoredEvent {
@@ -169,7 +175,7 @@ impl StoredEvent {
     /// is a `key`.
     pub(crate) fn new(event: RecordedEvent, key: Option<&AuditKey>) -> Self {
         let seal = key.map(|key| key.seal_event(&event));
-        StoredEvent { id: Uuid::now_v7(), event, seal }
+        StoredEvent { id: Uuid::now_v7(), event, seal, position: 0 }
     }
 }
 
@@ -196,6 +202,7 @@ impl TryFrom<appeal_event::Model> for StoredEvent {
                 hash: row.hash,
             },
             seal: row.seal,
+            position: row.position,
         })
     }
 }

@@ -126,31 +126,37 @@ impl TestApp {
         response["data"]["submitAppeal"]["appeal"].clone()
     }
 
-    pub fn ws_url(&self) -> String {
-        format!("{}/graphql", self.address.replacen("http", "ws", 1))
-    }
-
     /// Opens a `graphql-transport-ws` connection, authenticated by the upgrade
     /// request's header (`header_token`) and/or the `connection_init` payload
     /// (`payload_token`). Returns the socket after `connection_ack`, or the
     /// server's refusal.
     pub async fn websocket(&self, header_token: Option<&str>, payload_token: Option<&str>) -> Result<WsClient, String> {
-        let mut request = self.ws_url().into_client_request().expect("a websocket request");
-        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("a header"));
-        if let Some(token) = header_token {
-            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header"));
-        }
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|error| error.to_string())?;
-        let payload = payload_token.map_or(json!({}), |token| json!({ "Authorization": format!("Bearer {token}") }));
-        socket
-            .send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string()))
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut client = WsClient { socket };
-        match client.next_message(Duration::from_secs(10)).await {
-            Some(message) if message["type"] == "connection_ack" => Ok(client),
-            other => Err(format!("no connection_ack: {other:?}")),
-        }
+        websocket(&self.address, header_token, payload_token).await
+    }
+}
+
+/// [`TestApp::websocket`] to the server at `address` (`http://HOST:PORT`).
+pub async fn websocket(
+    address: &str,
+    header_token: Option<&str>,
+    payload_token: Option<&str>,
+) -> Result<WsClient, String> {
+    let url = format!("{}/graphql", address.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().expect("a websocket request");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("a header"));
+    if let Some(token) = header_token {
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header"));
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|error| error.to_string())?;
+    let payload = payload_token.map_or(json!({}), |token| json!({ "Authorization": format!("Bearer {token}") }));
+    socket
+        .send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string()))
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut client = WsClient { socket };
+    match client.next_message(Duration::from_secs(10)).await {
+        Some(message) if message["type"] == "connection_ack" => Ok(client),
+        other => Err(format!("no connection_ack: {other:?}")),
     }
 }
 

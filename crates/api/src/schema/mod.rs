@@ -13,7 +13,7 @@ use appeals_storage::Store;
 use async_graphql::Schema;
 
 use crate::budget::QueryBudget;
-use crate::notifications::EventBus;
+use crate::notifications::EventFeed;
 use crate::traces::{self, operation::OperationSpans};
 
 pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, subscription::SubscriptionRoot>;
@@ -38,11 +38,11 @@ impl Default for QueryLimits {
 
 /// Builds the schema served at `/graphql`. Each operation has a span of its
 /// own when traces are on.
-pub fn build(store: Store, bus: EventBus, limits: QueryLimits) -> AppSchema {
+pub fn build(store: Store, feed: EventFeed, limits: QueryLimits) -> AppSchema {
     let schema =
         Schema::build(query::QueryRoot::default(), mutation::MutationRoot::default(), subscription::SubscriptionRoot)
             .data(store)
-            .data(bus)
+            .data(feed)
             .extension(limits.budget)
             .limit_depth(limits.max_depth)
             .limit_recursive_depth(32)

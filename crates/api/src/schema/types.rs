@@ -322,6 +322,12 @@ impl AppealEventNode {
         self.0.event.seq
     }
 
+    /// Where the event stands among every event committed: pass the `cursor` of
+    /// the last event seen as `appealEvents(after:)` to replay what came after.
+    async fn cursor(&self) -> String {
+        crate::schema::subscription::cursor_of(self.0.position)
+    }
+
     async fn kind(&self) -> EventKind {
         self.0.event.kind.into()
     }

@@ -29,9 +29,10 @@ use crate::Store;
 use crate::appeals::check_anchor_before_append;
 use crate::database::begin_write;
 use crate::directory::inserted;
-use crate::entity::{appeal, appeal_event, channel_message, sent_message};
+use crate::entity::{appeal, channel_message, sent_message};
 use crate::error::{Result, StorageError};
-use crate::records::{StoredEvent, changed_appeal_row, event_row};
+use crate::events;
+use crate::records::{StoredEvent, changed_appeal_row};
 
 /// What became of a resident's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +201,7 @@ impl Store {
             return Ok(Some(Intake::Repeat { appeal_id: id }));
         }
         let Applied { appeal, event } = current.record_resident_message(text.clone(), external_id.clone(), now)?;
-        let event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
+        let mut event = StoredEvent::new(event.record(appeal.id, last_seq + 1, &last_hash), self.audit_key());
         let updated = appeal::Entity::update_many()
             .set(changed_appeal_row(&appeal, &event.event, self.audit_key()))
             .filter(appeal::Column::Id.eq(appeal.id.as_uuid()))
@@ -210,8 +211,9 @@ impl Store {
         if updated.rows_affected != 1 {
             return Err(StorageError::Corrupt(format!("appeal {id} changed under its row lock")));
         }
-        appeal_event::Entity::insert(event_row(&event)).exec_without_returning(&txn).await?;
+        events::insert(&txn, &mut event).await?;
         txn.commit().await?;
+        self.events_committed();
         Ok(Some(Intake::FollowUp { appeal, event }))
     }
 
@@ -248,6 +250,7 @@ impl Store {
         }
         self.enqueue_reply(&txn, &appeal, ReplyKind::Acknowledgement, &message.target).await?;
         txn.commit().await?;
+        self.events_committed();
         self.outbox_signal().notify_one();
         Ok(Intake::Registered { appeal, event })
     }

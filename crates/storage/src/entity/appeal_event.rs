@@ -19,6 +19,9 @@ pub struct Model {
     pub hash: String,
     /// The event's keyed seal (hex HMAC-SHA256); `None` if written without a key.
     pub seal: Option<String>,
+    /// The event's place in the order events were committed in, over the whole
+    /// database: 1, 2, 3… (see `events`).
+    pub position: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod channels;
 mod commands;
 mod dashboard;
 mod directory;
+mod events;
 mod intake;
 mod queries;
 mod search;

@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::auth::current_actor;
 use crate::error::{ApiError, ApiResult};
-use crate::notifications::EventBus;
 use crate::schema::context::store;
 use crate::schema::types::{MunicipalityNode, Role, UserNode};
 
@@ -70,9 +69,6 @@ impl DirectoryMutation {
         current_actor(ctx)?.scope(Operation::ManageDirectory)?;
         let id: UserId = id.parse().map_err(|_| ApiError::validation("id", "is not a valid user id"))?;
         let user = store(ctx)?.revoke_user(id).await?;
-        if let Ok(bus) = ctx.data::<EventBus>() {
-            bus.publish_revocation(user.id);
-        }
         Ok(RevokeUserPayload { user: UserNode(user) })
     }
 }

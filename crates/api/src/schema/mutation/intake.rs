@@ -4,7 +4,6 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 
 use crate::auth::current_actor;
 use crate::error::ApiResult;
-use crate::notifications::EventBus;
 use crate::schema::context::store;
 use crate::schema::types::{AppealNode, Channel};
 
@@ -56,11 +55,8 @@ impl IntakeMutation {
             text: AppealText::parse(&input.text)?,
         };
         let submitted = store(ctx)?.submit(&actor, &code, submission).await?;
-        if let Some(event) = submitted.event {
+        if submitted.created {
             metrics::counter!("appeals_submitted_total", "channel" => submitted.appeal.channel.as_str()).increment(1);
-            if let Ok(bus) = ctx.data::<EventBus>() {
-                bus.publish(submitted.appeal.municipality_id, event);
-            }
         }
         Ok(SubmitAppealPayload { appeal: AppealNode(submitted.appeal), created: submitted.created })
     }

@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::auth::current_actor;
 use crate::error::ApiResult;
-use crate::notifications::EventBus;
 use crate::schema::context::store;
 use crate::schema::query::appeal_id;
 use crate::schema::types::{AppealEventNode, AppealNode, Outcome, Priority};
@@ -36,16 +35,13 @@ pub struct AppealPayload {
     pub event: AppealEventNode,
 }
 
-/// Runs `command` on the appeal `id` for the calling user, publishes the event
-/// and counts the transition.
+/// Runs `command` on the appeal `id` for the calling user and counts the
+/// transition (subscribers hear of its event through the feed).
 async fn run(ctx: &Context<'_>, id: &ID, command: Command, expected_version: Option<i32>) -> ApiResult<AppealPayload> {
     let actor = current_actor(ctx)?;
     let id: AppealId = appeal_id(id, "id")?;
     let changed = store(ctx)?.execute_command(&actor, id, &command, expected_version).await?;
     metrics::counter!("appeals_transitions_total", "kind" => changed.event.event.kind.as_str()).increment(1);
-    if let Ok(bus) = ctx.data::<EventBus>() {
-        bus.publish(changed.appeal.municipality_id, changed.event.clone());
-    }
     Ok(AppealPayload { appeal: AppealNode(changed.appeal), event: AppealEventNode(changed.event) })
 }
 
