@@ -22,10 +22,13 @@ use serde_json::{Value, json};
 
 use crate::channels::telegram_message;
 use crate::support::platforms::FakePlatforms;
-use crate::support::process::{ServerProcess, describe, run_command};
+use crate::support::process::{ServerProcess, describe, run_command, run_command_within};
 use crate::support::{WsClient, error_code, spawn_app_with, websocket};
 
-on_both_databases!(a_subscriber_that_drops_out_during_a_burst_resumes_from_its_cursor_with_no_gap_and_no_duplicate);
+on_both_databases!(
+    a_subscriber_that_drops_out_during_a_burst_resumes_from_its_cursor_with_no_gap_and_no_duplicate,
+    a_replica_older_than_the_schema_refuses_to_start_naming_both_versions,
+);
 
 mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -537,4 +540,29 @@ async fn a_subscriber_that_drops_out_during_a_burst_resumes_from_its_cursor_with
     // And the server still serves.
     let me = app.graphql(Some(&governor), "{ me { role } }", json!({})).await;
     assert_eq!(me["data"]["me"]["role"], "GOVERNOR_OFFICE", "{me}");
+}
+
+async fn a_replica_older_than_the_schema_refuses_to_start_naming_both_versions(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let Some(database) = ThrowawayDatabase::create(backend).await else { return };
+    let url = database.url.clone();
+    let migrated = run_command(&url, &["migrate"]);
+    assert!(migrated.status.success(), "{}", describe(&migrated));
+    // As if a newer binary had migrated the database since.
+    let newer = "m20991231_000099_a_later_change";
+    let connection = sea_orm::Database::connect(url.as_str()).await.expect("a connection");
+    connection
+        .execute_unprepared(&format!("INSERT INTO seaql_migrations (version, applied_at) VALUES ('{newer}', 0)"))
+        .await
+        .expect("the newer version is recorded");
+    let _ = connection.close().await;
+    let refused = run_command_within(&url, &["serve", "--listen", "127.0.0.1:0"], Duration::from_secs(60))
+        .expect("the older replica exits instead of serving");
+    let said = describe(&refused);
+    assert_eq!(refused.status.code(), Some(3), "the database's exit status: {said}");
+    let ours = {
+        use appeals_migrations::{MigrationName, MigratorTrait};
+        appeals_migrations::Migrator::migrations().last().expect("migrations").name().to_owned()
+    };
+    assert!(said.contains(newer) && said.contains(&ours), "both versions named: {said}");
 }

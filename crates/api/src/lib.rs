@@ -19,7 +19,8 @@
 //! - [`auth`]: bearer tokens on HTTP and WebSocket.
 //! - [`schema`]: types, loaders, queries, mutations, the subscription.
 //! - [`error`]: the one mapping from every error to `extensions.code`.
-//! - [`notifications`]: the bus that carries committed events to subscribers.
+//! - [`notifications`]: the feed that carries committed events, from every
+//!   replica, to this server's subscriptions.
 //! - [`occupancy`]: places held per key, with a cap (connections, sockets).
 //! - [`rate_limit`]: per-user and per-address limits.
 //! - [`telemetry`]: logs and metrics.

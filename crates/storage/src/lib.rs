@@ -17,6 +17,8 @@
 //! - [`channels`]: Telegram, VK and MAX: settings, residents' messages taken in
 //!   from webhooks, and the outbox of replies to them.
 //! - [`queries`]: one appeal, the filtered list page, histories.
+//! - [`events`]: every event's place in commit order, and following them;
+//!   `announcements` (private) hears what other stores on the database did.
 //! - [`search`]: the substring and word searches in each database's terms, and
 //!   keeping their indexes.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality: the

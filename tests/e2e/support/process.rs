@@ -73,6 +73,29 @@ pub fn run_command_with_env(database_url: &str, args: &[&str], env: &[(&str, &st
     command.output().expect("the binary should start")
 }
 
+/// Runs `appeals ARGS --database-url URL` (a command that may run forever,
+/// such as `serve`) until it exits or `within` passes; `None` if it was still
+/// running then (it is killed).
+pub fn run_command_within(database_url: &str, args: &[&str], within: Duration) -> Option<Output> {
+    let mut child = appeals_command()
+        .args(args)
+        .args(["--database-url", database_url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary should start");
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if child.try_wait().expect("the child can be waited for").is_some() {
+            return Some(child.wait_with_output().expect("the child's output"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// The exit status and output of a command, for an assertion's message.
 pub fn describe(output: &Output) -> String {
     format!(
