@@ -17,3 +17,4 @@ mod directory;
 mod intake;
 mod queries;
 mod search;
+mod standby;
