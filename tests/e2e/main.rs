@@ -34,6 +34,7 @@ mod readme;
 mod schema;
 mod search;
 mod service;
+mod standby;
 mod statements;
 mod subscriptions;
 mod tracing;

@@ -121,7 +121,14 @@ impl Application {
             connection_limits: config.connections,
             going_away,
             delivery: config.channels.delivery,
-            database: database::describe(&config.database_url),
+            database: match &config.standby {
+                Some(standby) => format!(
+                    "{}; lists, dashboards and searches read on {}",
+                    database::describe(&config.database_url),
+                    database::describe(&standby.url)
+                ),
+                None => database::describe(&config.database_url),
+            },
         }
     }
 
