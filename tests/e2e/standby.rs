@@ -42,7 +42,8 @@ async fn a_server_reads_lists_and_dashboards_on_the_standby_and_they_show_a_writ
     let submit = "mutation($input: SubmitAppealInput!) { submitAppeal(input: $input) { created } }";
     let read = "{ appeals(first: 1) { totalCount } dashboard { total } }";
     for round in 1..=30u64 {
-        let input = json!({ "input": { "municipalityCode": "tomsk", "channel": "WEB", "text": format!("Обращение {round}") } });
+        let input =
+            json!({ "input": { "municipalityCode": "tomsk", "channel": "WEB", "text": format!("Обращение {round}") } });
         let submitted = server.graphql(&intake, submit, input).await;
         assert_eq!(submitted["data"]["submitAppeal"]["created"], true, "round {round}: {submitted}");
         let answer = server.graphql(&governor, read, json!({})).await;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use appeals_core::Scope;
 use appeals_storage::testing::{Backend, ThrowawayDatabase};
-use appeals_storage::{AppealFilter, DashboardFilter, PoolSettings, ReadsRouted, StandbyRefused, StandbySettings, Store};
+use appeals_storage::{
+    AppealFilter, DashboardFilter, PoolSettings, ReadsRouted, StandbyRefused, StandbySettings, Store,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -21,7 +23,8 @@ use crate::support::{Region, code, open_store};
 async fn region_with_standby(max_lag: Duration) -> Option<(Region, String)> {
     let mut region = Region::open(Backend::Postgres).await?;
     let standby = region.db.on_standby().await?;
-    region.store = region.store.clone().with_standby(&standby, settings(max_lag)).await.expect("the standby is accepted");
+    region.store =
+        region.store.clone().with_standby(&standby, settings(max_lag)).await.expect("the standby is accepted");
     Some((region, standby))
 }
 
@@ -136,7 +139,8 @@ async fn reads_run_on_the_primary_when_the_standby_cannot_be_reached() {
     let forwarder = Forwarder::to(authority(&standby)).await;
     let through = standby.replace(&authority(&standby), &format!("127.0.0.1:{}", forwarder.port));
     let max_lag = Duration::from_millis(200);
-    region.store = region.store.clone().with_standby(&through, settings(max_lag)).await.expect("the standby is accepted");
+    region.store =
+        region.store.clone().with_standby(&through, settings(max_lag)).await.expect("the standby is accepted");
 
     region.submit("tomsk", "Перед обрывом").await;
     let page = region.store.list_appeals(Scope::Everywhere, &in_tomsk(), 5, None).await.expect("a list");
