@@ -75,7 +75,8 @@ pub const DEFAULT_LOCAL_OFFSET: FixedOffset = match FixedOffset::east_opt(7 * 36
 };
 
 /// The database, the deadline policy new appeals are held to, the clock, and
-/// the audit key, if any. Cheap to clone: clones share one connection pool.
+/// the audit key, if any. Cheap to clone: clones share one connection pool
+/// (and the standby's, when reads are routed there).
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
