@@ -35,6 +35,7 @@ mod replicas;
 mod schema;
 mod search;
 mod service;
+mod standby;
 mod statements;
 mod subscriptions;
 mod tracing;

@@ -7,7 +7,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use appeals_storage::{Store, database};
+use appeals_storage::database::ConnectionBudget;
+use appeals_storage::{StandbyRefused, Store, database};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
@@ -66,6 +67,16 @@ impl Application {
         };
         let store =
             store.prepare_audit(config.audit_key.clone()).await?.with_local_offset(config.channels.local_offset);
+        let store = match &config.standby {
+            Some(standby) => {
+                store.with_standby(&standby.url, standby.settings).await.map_err(|refused| match refused {
+                    StandbyRefused::NotPostgres(message) => Failure::Usage(message),
+                    other => Failure::Database(other.to_string()),
+                })?
+            }
+            None => store,
+        };
+        log_connection_budget(&store, &config).await;
         let feed = match EventFeed::start(store.clone(), config.subscription_replay_limit).await {
             Ok(feed) => feed,
             Err(error) => return Err(Failure::Database(format!("cannot read the events: {error}")).into()),
@@ -110,7 +121,14 @@ impl Application {
             connection_limits: config.connections,
             going_away,
             delivery: config.channels.delivery,
-            database: database::describe(&config.database_url),
+            database: match &config.standby {
+                Some(standby) => format!(
+                    "{}; lists, dashboards and searches read on {}",
+                    database::describe(&config.database_url),
+                    database::describe(&standby.url)
+                ),
+                None => database::describe(&config.database_url),
+            },
         }
     }
 
@@ -156,6 +174,41 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Logs how many connections this process may open on each server, and warns
+/// when that alone is more than the server allows (README, "Connection budget").
+async fn log_connection_budget(store: &Store, config: &ServerConfig) {
+    let budget = ConnectionBudget::new(&config.pool, config.standby.as_ref().map(|standby| &standby.settings.pool));
+    let (allowed_on_primary, allowed_on_standby) = match store.allowed_connections().await {
+        Ok(allowed) => allowed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read max_connections");
+            (None, None)
+        }
+    };
+    tracing::info!(
+        on_primary = budget.on_primary(),
+        pool = budget.pool,
+        listeners = budget.listeners,
+        cancelling = budget.cancelling,
+        on_standby = budget.on_standby(),
+        allowed_on_primary,
+        allowed_on_standby,
+        "connection budget of this replica (the migration session at start is one more, only while the pool holds one)"
+    );
+    for (server, needed, allowed) in
+        [("primary", budget.on_primary(), allowed_on_primary), ("standby", budget.on_standby(), allowed_on_standby)]
+    {
+        if let Some(allowed) = allowed.filter(|allowed| needed > *allowed) {
+            tracing::warn!(
+                server,
+                needed,
+                allowed,
+                "this replica alone may open more connections than the {server} allows (max_connections less superuser_reserved_connections): lower --database-pool-size / --database-read-pool-size"
+            );
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use appeals_core::{AuditKey, DeadlinePolicy, PolicyDuration};
-use appeals_storage::PoolSettings;
+use appeals_storage::{PoolSettings, StandbySettings};
 use axum::http::HeaderName;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -254,10 +254,58 @@ fn parse_offset(value: &str) -> Result<chrono::FixedOffset, String> {
     value.parse().map_err(|_| format!("`{value}` is not an offset from UTC such as +07:00"))
 }
 
+/// Reads on a PostgreSQL hot standby (README, "Deployment: several replicas").
+#[derive(Debug, Clone, Args)]
+pub struct StandbyArgs {
+    /// A streaming hot standby of the database, `postgres://USER@HOST:PORT/DB`
+    /// (the same database): lists, dashboards and searches are read there once
+    /// it has replayed every change committed before them. Commands, and one
+    /// appeal with its history, stay on the primary. Never migrated.
+    #[arg(long, env = "APPEALS_DATABASE_READ_URL", value_parser = parse_read_url)]
+    pub database_read_url: Option<String>,
+
+    /// The most connections to keep open on the standby.
+    #[arg(long, env = "APPEALS_DATABASE_READ_POOL_SIZE", default_value_t = 16)]
+    pub database_read_pool_size: u32,
+
+    /// How long a read waits for the standby to catch up with the primary
+    /// (`100ms`, `1s`; `0ms` never waits) before it runs on the primary instead.
+    #[arg(long, env = "APPEALS_DATABASE_READ_MAX_LAG", default_value = "100ms", value_parser = parse_lag)]
+    pub database_read_max_lag: Duration,
+}
+
+/// A read URL must name PostgreSQL: SQLite has no standby.
+fn parse_read_url(value: &str) -> Result<String, String> {
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        Ok(value.to_owned())
+    } else {
+        Err("a read URL must be a postgres:// URL of a hot standby of the database".to_owned())
+    }
+}
+
+/// A short wait: `100ms`, `2s`.
+fn parse_lag(value: &str) -> Result<Duration, String> {
+    let refuse = || format!("`{value}` is not a wait such as 100ms or 1s");
+    let value = value.trim();
+    let (amount, unit) = match value.strip_suffix("ms") {
+        Some(amount) => (amount, Duration::from_millis(1)),
+        None => (value.strip_suffix('s').ok_or_else(refuse)?, Duration::from_secs(1)),
+    };
+    let amount: u32 = amount.parse().map_err(|_| refuse())?;
+    let wait = unit * amount;
+    if wait > Duration::from_secs(60) {
+        return Err(format!("`{value}` is longer than a read should wait (at most 60s)"));
+    }
+    Ok(wait)
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub standby: StandbyArgs,
 
     /// The address to listen on; port 0 picks a free one.
     #[arg(long, env = "APPEALS_LISTEN", default_value = "127.0.0.1:8080")]
@@ -498,6 +546,8 @@ impl TypedValueParser for AuditKeyParser {
 pub struct ServerConfig {
     pub database_url: String,
     pub pool: PoolSettings,
+    /// The hot standby lists, dashboards and searches are read from, if any.
+    pub standby: Option<StandbyConfig>,
     pub listen: SocketAddr,
     pub policy: DeadlinePolicy,
     pub body_limit: usize,
@@ -514,6 +564,13 @@ pub struct ServerConfig {
     /// The key that seals the audit chain; `None` leaves it unkeyed.
     pub audit_key: Option<AuditKey>,
     pub channels: ChannelConfig,
+}
+
+/// Where the standby is and how it is read.
+#[derive(Debug, Clone)]
+pub struct StandbyConfig {
+    pub url: String,
+    pub settings: StandbySettings,
 }
 
 /// The messaging channels' settings.
@@ -553,9 +610,18 @@ impl From<ServeArgs> for ServerConfig {
     fn from(args: ServeArgs) -> Self {
         let limiting = args.rate_limit > 0;
         let request_timeout = to_std(args.request_timeout);
+        // A statement outliving its request's timeout is work nobody awaits.
+        let pool = PoolSettings { statement_timeout: Some(request_timeout), ..args.database.pool() };
+        let standby = args.standby.database_read_url.map(|url| StandbyConfig {
+            url,
+            settings: StandbySettings {
+                pool: PoolSettings { max_connections: args.standby.database_read_pool_size.max(1), ..pool },
+                max_lag: args.standby.database_read_max_lag,
+            },
+        });
         ServerConfig {
-            // A statement outliving its request's timeout is work nobody awaits.
-            pool: PoolSettings { statement_timeout: Some(request_timeout), ..args.database.pool() },
+            pool,
+            standby,
             database_url: args.database.database_url,
             listen: args.listen,
             policy: DeadlinePolicy {
@@ -643,6 +709,41 @@ mod tests {
         assert_eq!(config.policy.seen_within, "3d".parse().unwrap());
         assert_eq!(config.policy.answer_within, "30d".parse().unwrap());
         assert!(config.audit_key.is_none(), "no audit key unless one is given");
+        assert!(config.standby.is_none(), "no standby unless one is given");
+    }
+
+    #[test]
+    fn a_standby_is_read_with_its_own_pool_and_wait_and_only_postgresql_is_accepted() {
+        let url = "postgres://appeals@standby:5433/appeals";
+        let cli = Cli::try_parse_from([
+            "appeals",
+            "serve",
+            "--database-read-url",
+            url,
+            "--database-read-pool-size",
+            "4",
+            "--database-read-max-lag",
+            "250ms",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
+        let standby = ServerConfig::from(*args).standby.expect("a standby");
+        assert_eq!(standby.url, url);
+        assert_eq!(standby.settings.pool.max_connections, 4);
+        assert_eq!(standby.settings.max_lag, Duration::from_millis(250));
+        assert_eq!(standby.settings.pool.statement_timeout, Some(Duration::from_secs(30)), "the request timeout");
+
+        for (refused, why) in [
+            (["--database-read-url", "sqlite://replica.db"], "an SQLite read URL"),
+            (["--database-read-max-lag", "soon"], "a wait without a unit"),
+            (["--database-read-max-lag", "2m"], "a wait in minutes"),
+            (["--database-read-max-lag", "61s"], "a wait over a minute"),
+        ] {
+            let parsed = Cli::try_parse_from(["appeals", "serve"].into_iter().chain(refused));
+            assert!(parsed.is_err(), "{why} is refused");
+        }
+        assert_eq!(parse_lag("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_lag("2s"), Ok(Duration::from_secs(2)));
     }
 
     #[test]

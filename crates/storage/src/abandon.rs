@@ -135,9 +135,12 @@ impl Drop for Abandon {
     }
 }
 
-/// How many cancellations may be under way at once, each on a connection of its
-/// own.
-static CANCELLING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// How many cancellations may be under way at once in the process, each on a
+/// connection of its own to the server of the read it cancels (the primary, or
+/// the standby).
+pub(crate) const CANCELLING_CONNECTIONS: u32 = 4;
+
+static CANCELLING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CANCELLING_CONNECTIONS as usize);
 
 /// Ends backend `pid`, and its statement, while it is still in the transaction
 /// that began at `transaction_start`. On a connection of its own, not one of the

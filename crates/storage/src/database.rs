@@ -28,6 +28,63 @@ impl Default for PoolSettings {
     }
 }
 
+/// The most connections one store (one server process) opens, on each server.
+///
+/// On the primary: the pool; the connection that listens for revocations
+/// (`lookups`); and up to [`CANCELLING_CONNECTIONS`] at once, for a moment
+/// each, ending abandoned reads (`abandon`). The migration session at start is
+/// one more, but only while the pool holds its first connection, so it never
+/// adds to a full pool. On the standby: the read pool, and the cancelling
+/// connections when the reads they end run there (the limit is the process's,
+/// shared by both servers, so each is counted against the server it may hit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    pub pool: u32,
+    pub listeners: u32,
+    pub cancelling: u32,
+    /// The read pool on the standby, if there is one.
+    pub read_pool: Option<u32>,
+}
+
+/// See [`ConnectionBudget`].
+pub const CANCELLING_CONNECTIONS: u32 = crate::abandon::CANCELLING_CONNECTIONS;
+
+/// The connections that listen (`LISTEN`) on the primary, each on its own.
+pub const LISTENING_CONNECTIONS: u32 = 1;
+
+impl ConnectionBudget {
+    pub fn new(pool: &PoolSettings, read_pool: Option<&PoolSettings>) -> ConnectionBudget {
+        ConnectionBudget {
+            pool: pool.max_connections,
+            listeners: LISTENING_CONNECTIONS,
+            cancelling: CANCELLING_CONNECTIONS,
+            read_pool: read_pool.map(|read_pool| read_pool.max_connections),
+        }
+    }
+
+    /// The most this process holds on the primary at once.
+    pub fn on_primary(&self) -> u32 {
+        self.pool + self.listeners + self.cancelling
+    }
+
+    /// The most this process holds on the standby at once (0 without one).
+    pub fn on_standby(&self) -> u32 {
+        self.read_pool.map_or(0, |read_pool| read_pool + self.cancelling)
+    }
+}
+
+/// How many connections a PostgreSQL server lets ordinary users open:
+/// `max_connections` less `superuser_reserved_connections`; `None` on SQLite.
+pub async fn allowed_connections(db: &DatabaseConnection) -> Result<Option<u32>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let sql = "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int";
+    let row = db.query_one_raw(sea_orm::Statement::from_string(DbBackend::Postgres, sql)).await?;
+    let allowed = row.map(|row| row.try_get_by_index::<i32>(0)).transpose()?;
+    Ok(allowed.map(|allowed| u32::try_from(allowed).unwrap_or(0)))
+}
+
 /// Normalizes a database URL: a bare path (`appeals.db`, `/var/lib/appeals.db`)
 /// is an SQLite file, and an SQLite file is created when missing.
 pub fn normalize_url(url: &str) -> String {

@@ -19,6 +19,8 @@
 //! - [`queries`]: one appeal, the filtered list page, histories.
 //! - [`events`]: every event's place in commit order, and following them;
 //!   `announcements` (private) hears what other stores on the database did.
+//! - [`standby`]: the lists, searches and dashboards sent to a hot standby,
+//!   once it has replayed every change committed before them.
 //! - [`search`]: the substring and word searches in each database's terms, and
 //!   keeping their indexes.
 //! - [`dashboard`]: counts, overdue counts and medians per municipality: the
@@ -55,6 +57,7 @@ mod lookups;
 pub mod queries;
 mod records;
 pub mod search;
+pub mod standby;
 pub mod statements;
 pub mod testing;
 
@@ -69,6 +72,7 @@ pub use error::StorageError;
 pub use events::FollowedEvent;
 pub use queries::{AppealFilter, AppealPage, Cursor, HistoryWindow};
 pub use records::StoredEvent;
+pub use standby::{ReadsRouted, StandbyRefused, StandbySettings};
 
 /// The Tomsk region's offset from UTC, where the product began.
 pub const DEFAULT_LOCAL_OFFSET: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
@@ -77,7 +81,8 @@ pub const DEFAULT_LOCAL_OFFSET: FixedOffset = match FixedOffset::east_opt(7 * 36
 };
 
 /// The database, the deadline policy new appeals are held to, the clock, and
-/// the audit key, if any. Cheap to clone: clones share one connection pool.
+/// the audit key, if any. Cheap to clone: clones share one connection pool
+/// (and the standby's, when reads are routed there).
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
@@ -96,6 +101,9 @@ pub struct Store {
     lookups: Arc<lookups::Lookups>,
     /// Events committed and users revoked, by this store or any other.
     announcements: Arc<announcements::Announcements>,
+    /// The pool on a hot standby that lists, searches and dashboards are read
+    /// from, if the server has one (see [`standby`]).
+    reader: Option<Arc<standby::Reader>>,
 }
 
 impl Store {
@@ -112,16 +120,7 @@ impl Store {
     /// shown to the process's [`statements`] observer.
     pub fn new(mut db: DatabaseConnection) -> Store {
         let statements = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&statements);
-        db.set_metric_callback(move |info| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            // The SQL text only: its values may hold appeal texts, which stay out of logs.
-            tracing::trace!(target: "appeals_sql", elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql);
-            metrics::counter!("appeals_sql_statements_total", "failed" => if info.failed { "true" } else { "false" })
-                .increment(1);
-            metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
-            crate::statements::report(info);
-        });
+        observe_statements(&mut db, Arc::clone(&statements));
         // PostgreSQL may have other stores revoking users: this one keeps users
         // only while it hears their revocations (see `lookups`).
         let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
@@ -136,7 +135,14 @@ impl Store {
             outbox_signal: Arc::new(Notify::new()),
             lookups,
             announcements: Arc::new(announcements::Announcements::new()),
+            reader: None,
         }
+    }
+
+    /// Counts, times and reports the statements `db` runs as this store's own
+    /// (the standby's pool, too).
+    fn observe_statements(&self, db: &mut DatabaseConnection) {
+        observe_statements(db, Arc::clone(&self.statements));
     }
 
     /// How many SQL statements this store (and its clones) has run so far.
@@ -202,8 +208,11 @@ impl Store {
         self.db.ping().await.map_err(StorageError::Unavailable)
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(self) -> Result<(), StorageError> {
+        if let Some(reader) = self.close_standby() {
+            reader.close().await.map_err(StorageError::from)?;
+        }
         self.db.close().await.map_err(StorageError::from)
     }
 
@@ -237,4 +246,18 @@ impl Store {
         self.listen();
         self.announcements.revocations()
     }
+}
+
+/// Counts every statement `db` runs in `counter`, times it in the
+/// `appeals_sql_*` metrics and shows it to the process's [`statements`] observer.
+fn observe_statements(db: &mut DatabaseConnection, counter: Arc<AtomicU64>) {
+    db.set_metric_callback(move |info| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        // The SQL text only: its values may hold appeal texts, which stay out of logs.
+        tracing::trace!(target: "appeals_sql", elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql);
+        metrics::counter!("appeals_sql_statements_total", "failed" => if info.failed { "true" } else { "false" })
+            .increment(1);
+        metrics::histogram!("appeals_sql_statement_duration_seconds").record(info.elapsed.as_secs_f64());
+        crate::statements::report(info);
+    });
 }

@@ -10,7 +10,9 @@ use appeals_core::{Appeal, AppealId, Channel, InvalidInput, MunicipalityId, Prio
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::Store;
 use crate::abandon::CancellableRead;
@@ -182,9 +184,21 @@ impl Store {
     }
 
     /// A page of at most `first` appeals within `scope` that match `filter`,
-    /// after `after`, newest first; the page and its total come from one snapshot.
+    /// after `after`, newest first; the page and its total come from one
+    /// snapshot. Read on the standby when there is one (see [`crate::standby`]).
     pub async fn list_appeals(
         &self,
+        scope: Scope,
+        filter: &AppealFilter,
+        first: u64,
+        after: Option<Cursor>,
+    ) -> Result<AppealPage> {
+        self.read_routed(|db| async move { self.list_appeals_on(&db, scope, filter, first, after).await }).await
+    }
+
+    async fn list_appeals_on(
+        &self,
+        db: &DatabaseConnection,
         scope: Scope,
         filter: &AppealFilter,
         first: u64,
@@ -193,19 +207,18 @@ impl Store {
         // Counted from the dashboard's running totals when they can tell, as
         // they can for a municipality and a status; by counting rows otherwise.
         if filter.counted_by_tallies() {
-            let Some(Filtered { condition, only: municipality, .. }) =
-                self.filter_condition(self.db(), scope, filter).await?
+            let Some(Filtered { condition, only: municipality, .. }) = self.filter_condition(db, scope, filter).await?
             else {
                 return Ok(AppealPage { appeals: Vec::new(), has_next_page: false, total_count: 0 });
             };
-            let txn = begin_read(self.db()).await?;
+            let txn = begin_read(db).await?;
             let (appeals, has_next_page) = page(&txn, condition, first, after).await?;
             let total_count = crate::dashboard::count(&txn, municipality, filter.status).await?;
             txn.commit().await?;
             return Ok(AppealPage { appeals, has_next_page, total_count });
         }
         // A search's plan reads its index, so it runs in the read too.
-        let mut read = CancellableRead::begin(self.db()).await?;
+        let mut read = CancellableRead::begin(db).await?;
         // A filter refused (or one that matches nothing) ends the read as
         // finished: only abandoned work is stopped.
         let Some(Filtered { condition, counting, index_count, .. }) =
@@ -237,13 +250,25 @@ impl Store {
         first: u64,
         after: Option<Cursor>,
     ) -> Result<(Vec<Appeal>, bool)> {
+        self.read_routed(|db| async move { self.list_appeals_uncounted_on(&db, scope, filter, first, after).await })
+            .await
+    }
+
+    async fn list_appeals_uncounted_on(
+        &self,
+        db: &DatabaseConnection,
+        scope: Scope,
+        filter: &AppealFilter,
+        first: u64,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Appeal>, bool)> {
         if filter.counted_by_tallies() {
-            let Some(Filtered { condition, .. }) = self.filter_condition(self.db(), scope, filter).await? else {
+            let Some(Filtered { condition, .. }) = self.filter_condition(db, scope, filter).await? else {
                 return Ok((Vec::new(), false));
             };
-            return page(self.db(), condition, first, after).await;
+            return page(db, condition, first, after).await;
         }
-        let mut read = CancellableRead::begin(self.db()).await?;
+        let mut read = CancellableRead::begin(db).await?;
         let found = match read.finished_unless(self.filter_condition(read.txn(), scope, filter).await)? {
             Some(Filtered { condition, .. }) => page(read.txn(), condition, first, after).await?,
             None => (Vec::new(), false),

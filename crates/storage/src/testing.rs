@@ -1,7 +1,9 @@
 //! Throwaway databases for tests: a temporary SQLite file, or a randomly named
 //! PostgreSQL database created on the server that `APPEALS_TEST_POSTGRES_URL`
 //! points at. Every test gets its own, so tests run in parallel without sharing
-//! state. [`on_both_databases!`] turns one test body into a test on each.
+//! state. [`on_both_databases!`] turns one test body into a test on each. A
+//! PostgreSQL database is found on the hot standby of that server too
+//! ([`ThrowawayDatabase::on_standby`], from `APPEALS_TEST_STANDBY_URL`).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,6 +17,14 @@ pub use crate::on_both_databases;
 /// The environment variable naming the PostgreSQL server for tests, e.g.
 /// `postgres://postgres@127.0.0.1:5432/postgres`.
 pub const POSTGRES_URL_VARIABLE: &str = "APPEALS_TEST_POSTGRES_URL";
+
+/// The environment variable naming a streaming hot standby of the server
+/// [`POSTGRES_URL_VARIABLE`] names, e.g.
+/// `postgres://postgres@127.0.0.1:5433/postgres` (`scripts/standby start`).
+pub const STANDBY_URL_VARIABLE: &str = "APPEALS_TEST_STANDBY_URL";
+
+/// How long a new database may take to appear on the standby.
+const STANDBY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Test databases older than this are dropped when a new one is made, so that
 /// aborted runs do not pile up databases.
@@ -99,6 +109,47 @@ impl ThrowawayDatabase {
         let _ = admin.close().await;
         let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
         ThrowawayDatabase { url: format!("{base}/{name}"), file: None, postgres: Some((server.to_owned(), name)) }
+    }
+}
+
+impl ThrowawayDatabase {
+    /// The URL of this PostgreSQL database on the hot standby that
+    /// [`STANDBY_URL_VARIABLE`] names, once the standby has replayed its
+    /// creation. `None` for SQLite, and when the variable is unset — unless
+    /// `CI` is set, where a missing standby is a failure, not a skip.
+    ///
+    /// # Panics
+    /// Under `CI` without the variable, or when the database does not appear
+    /// on the standby within 30 s.
+    pub async fn on_standby(&self) -> Option<String> {
+        let (_, name) = self.postgres.as_ref()?;
+        let standby = match std::env::var(STANDBY_URL_VARIABLE) {
+            Ok(standby) => standby,
+            Err(_) if std::env::var_os("CI").is_some() => {
+                panic!("{STANDBY_URL_VARIABLE} must be set in CI: the standby's tests may not be skipped")
+            }
+            Err(_) => return None,
+        };
+        let server = Database::connect(standby.as_str()).await.expect("the test standby should accept connections");
+        let started = std::time::Instant::now();
+        // The name is this crate's own: letters, digits and underscores.
+        let sql = format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'");
+        loop {
+            let statement = sea_orm::Statement::from_string(server.get_database_backend(), sql.clone());
+            let row = server.query_one_raw(statement).await.expect("the standby lists its databases");
+            let found = row.and_then(|row| row.try_get_by_index::<i64>(0).ok()).unwrap_or(0);
+            if found == 1 {
+                break;
+            }
+            assert!(
+                started.elapsed() < STANDBY_WAIT,
+                "{name} did not appear on the standby {standby} within {STANDBY_WAIT:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = server.close().await;
+        let base = standby.rsplit_once('/').map_or(standby.as_str(), |(base, _)| base);
+        Some(format!("{base}/{name}"))
     }
 }
 

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select,
-    Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Select, Statement,
 };
 
 use super::Figures;
@@ -62,12 +62,13 @@ impl Owed {
 /// today, one by one; and the one or two middle durations of each median.
 pub(super) async fn figures(
     store: &Store,
+    db: &DatabaseConnection,
     municipalities: &[Municipality],
 ) -> Result<HashMap<MunicipalityId, Figures>> {
     let now = store.now();
     let today = day_of(now);
     let ids: Vec<Uuid> = municipalities.iter().map(|m| m.id.as_uuid()).collect();
-    let txn = begin_read(store.db()).await?;
+    let txn = begin_read(db).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         // These statements keep their text and are prepared once per
         // connection; planned afresh for each set of values, the medians'

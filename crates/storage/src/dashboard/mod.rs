@@ -146,11 +146,20 @@ impl Store {
             None => self.municipalities().await?,
         };
         municipalities.retain(|municipality| scope.contains(municipality.id));
-        let figures: HashMap<MunicipalityId, Figures> = if filter.from.is_none() && filter.to.is_none() {
-            all_time::figures(self, &municipalities).await?
-        } else {
-            range::figures(self, &municipalities, filter).await?
-        };
+        // The figures are read on the standby when there is one (see
+        // `crate::standby`); the municipalities are remembered from the primary.
+        let figures: HashMap<MunicipalityId, Figures> = self
+            .read_routed(|db| {
+                let municipalities = &municipalities;
+                async move {
+                    if filter.from.is_none() && filter.to.is_none() {
+                        all_time::figures(self, &db, municipalities).await
+                    } else {
+                        range::figures(self, &db, municipalities, filter).await
+                    }
+                }
+            })
+            .await?;
         let mut dashboard = Dashboard { counts: Counts::default(), municipalities: Vec::new() };
         for municipality in municipalities {
             let Figures { counts, median_hours_to_seen, median_hours_to_resolve } =

@@ -8,7 +8,7 @@ use appeals_core::clock::check_storable;
 use appeals_core::{MunicipalityId, Status};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, SimpleExpr};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
 use super::contribution::Deadline;
 use super::{DashboardFilter, Figures};
@@ -22,6 +22,7 @@ use crate::error::{Result, StorageError};
 /// `filter.to`, counted from their rows.
 pub(super) async fn figures(
     store: &Store,
+    db: &DatabaseConnection,
     municipalities: &[Municipality],
     filter: &DashboardFilter,
 ) -> Result<HashMap<MunicipalityId, Figures>> {
@@ -35,7 +36,7 @@ pub(super) async fn figures(
         condition = condition.add(appeal::Column::ReceivedAt.lt(check_storable("to", to)?));
     }
 
-    let txn = begin_read(store.db()).await?;
+    let txn = begin_read(db).await?;
     // How many of a group's appeals have seen `deadline` pass; whether they
     // still owe it depends on their status, which the group shares.
     let past = |deadline: Deadline| -> SimpleExpr {

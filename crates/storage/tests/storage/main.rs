@@ -18,3 +18,4 @@ mod events;
 mod intake;
 mod queries;
 mod search;
+mod standby;
