@@ -58,7 +58,12 @@ const NEXT_NUMBER: &str = r#"INSERT INTO "registration_counter" ("municipality_i
 
 const INSERT_APPEAL: &str = r#"INSERT INTO "appeal" ("id", "number", "municipality_id", "channel", "external_id", "author_name", "text", "text_folded", "search_terms", "status", "priority", "tags", "received_at", "seen_due_at", "due_at", "deadline_extended", "version", "last_event_seq", "last_event_hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', '[]', ?, ?, ?, false, 1, 1, ?) ON CONFLICT ("municipality_id", "channel", "external_id") DO NOTHING"#;
 
-const INSERT_EVENT: &str = r#"INSERT INTO "appeal_event" ("id", "appeal_id", "seq", "kind", "at", "actor_id", "from_status", "to_status", "note", "data", "hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#;
+/// The event with the next position in commit order, the last statement of its
+/// transaction (what subscribers on every replica follow): on PostgreSQL from
+/// the counter row, whose lock is held to the commit; on SQLite the highest
+/// position plus one, under the only write lock.
+const INSERT_EVENT_POSTGRES: &str = r#"WITH "next_position" AS (UPDATE "event_counter" SET "last_position" = "last_position" + 1 RETURNING "last_position") INSERT INTO "appeal_event" ("id", "appeal_id", "seq", "kind", "at", "actor_id", "from_status", "to_status", "note", "data", "hash", "position") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "last_position" FROM "next_position""#;
+const INSERT_EVENT_SQLITE: &str = r#"INSERT INTO "appeal_event" ("id", "appeal_id", "seq", "kind", "at", "actor_id", "from_status", "to_status", "note", "data", "hash", "position") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(MAX("position"), 0) + 1 FROM "appeal_event""#;
 
 /// `FOR UPDATE` is added on PostgreSQL; SQLite's write transaction already holds
 /// the only write lock.
@@ -158,6 +163,13 @@ impl Floor {
         self.statements.load(Ordering::Relaxed) + self.store.statements_executed()
     }
 
+    fn insert_event(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => INSERT_EVENT_POSTGRES,
+            _ => INSERT_EVENT_SQLITE,
+        }
+    }
+
     fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
         let backend = self.db.get_database_backend();
         Statement::from_sql_and_values(backend, for_backend(backend, sql), values)
@@ -207,7 +219,7 @@ impl Floor {
         ];
         let inserted = txn.execute_raw(self.statement(INSERT_APPEAL, values)).await?;
         anyhow::ensure!(inserted.rows_affected() == 1, "the appeal was not inserted");
-        txn.execute_raw(self.statement(INSERT_EVENT, event_values(&event))).await?;
+        txn.execute_raw(self.statement(self.insert_event(), event_values(&event))).await?;
         txn.commit().await?;
         Ok((appeal.id, appeal.version))
     }
@@ -282,7 +294,7 @@ impl Floor {
         };
         let updated = txn.execute_raw(self.statement(update, values)).await?;
         anyhow::ensure!(updated.rows_affected() == 1, "the appeal was not updated");
-        txn.execute_raw(self.statement(INSERT_EVENT, event_values(&event))).await?;
+        txn.execute_raw(self.statement(self.insert_event(), event_values(&event))).await?;
         txn.commit().await?;
         Ok(())
     }
