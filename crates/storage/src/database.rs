@@ -327,6 +327,11 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
     migrated.and(unlocked.map(|_| ()))
 }
 
+/// The version of the schema this binary writes: its newest migration's name.
+pub fn schema_version() -> String {
+    Migrator::migrations().last().map(|migration| migration.name().to_owned()).unwrap_or_default()
+}
+
 /// Refuses a database whose schema has migrations this binary does not know:
 /// a newer binary migrated it, and this one would misread it. The message
 /// names both versions (the newest migration of each).
