@@ -81,7 +81,7 @@ async fn follow(store: Store, shared: Weak<Shared>) {
     let mut failing = false;
     loop {
         let Some(feed) = shared.upgrade() else { return };
-        match pass_on_new_events(&store, &feed).await {
+        match appeals_storage::events::following(pass_on_new_events(&store, &feed)).await {
             Ok(()) => failing = false,
             Err(error) => {
                 if !failing {

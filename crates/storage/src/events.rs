@@ -30,6 +30,22 @@ use crate::entity::{appeal, appeal_event};
 use crate::error::{Result, StorageError};
 use crate::records::{StoredEvent, event_row};
 
+tokio::task_local! {
+    /// Set while a server's feed follows the events (see [`following`]).
+    static FOLLOWING: ();
+}
+
+/// Runs `work`, a follower's reading of new events, as background work: its
+/// statements are timed and reported like any, but not counted in
+/// [`Store::statements_executed`], which counts what requests cost.
+pub async fn following<F: std::future::Future>(work: F) -> F::Output {
+    FOLLOWING.scope((), work).await
+}
+
+pub(crate) fn is_following() -> bool {
+    FOLLOWING.try_with(|_| ()).is_ok()
+}
+
 /// The most events [`Store::events_after`] returns at once.
 pub const MAX_PAGE: u64 = 1000;
 

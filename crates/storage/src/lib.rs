@@ -145,7 +145,9 @@ impl Store {
         observe_statements(db, Arc::clone(&self.statements));
     }
 
-    /// How many SQL statements this store (and its clones) has run so far.
+    /// How many SQL statements this store (and its clones) has run so far for
+    /// requests and commands; the reads of a server's event feed, which follow
+    /// every write in the background, are left out (see [`events::following`]).
     pub fn statements_executed(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
@@ -252,7 +254,9 @@ impl Store {
 /// `appeals_sql_*` metrics and shows it to the process's [`statements`] observer.
 fn observe_statements(db: &mut DatabaseConnection, counter: Arc<AtomicU64>) {
     db.set_metric_callback(move |info| {
-        counter.fetch_add(1, Ordering::Relaxed);
+        if !events::is_following() {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         // The SQL text only: its values may hold appeal texts, which stay out of logs.
         tracing::trace!(target: "appeals_sql", elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql);
         metrics::counter!("appeals_sql_statements_total", "failed" => if info.failed { "true" } else { "false" })
