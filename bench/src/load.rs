@@ -310,13 +310,13 @@ mod tests {
     impl Worker for TwoKinds {
         async fn request(&mut self) -> anyhow::Result<Sent> {
             self.sent += 1;
-            let wait = if self.sent % 2 == 0 { 20 } else { 1 };
+            let wait = if self.sent.is_multiple_of(2) { 20 } else { 1 };
             tokio::time::sleep(Duration::from_millis(wait)).await;
             Ok(Sent::Answered)
         }
 
         fn kind(&self) -> Option<&'static str> {
-            Some(if self.sent % 2 == 0 { "slow" } else { "fast" })
+            Some(if self.sent.is_multiple_of(2) { "slow" } else { "fast" })
         }
 
         async fn pace(&mut self) {
