@@ -190,7 +190,9 @@ impl Worker for ApiWorker {
             }
             Scenario::DashboardRegion => self.read(DASHBOARD, json!({})).await,
             Scenario::DashboardMunicipality => self.read(DASHBOARD, json!({ "code": FOCUS_MUNICIPALITY })).await,
-            Scenario::Subscriptions => anyhow::bail!("subscriptions are driven by their own module"),
+            Scenario::Subscriptions | Scenario::Mixed | Scenario::Lists => {
+                anyhow::bail!("{} is driven by its own module", self.scenario.name())
+            }
         }
     }
 }

@@ -49,13 +49,30 @@ pub struct Options {
     #[arg(long)]
     pub subscribers: Option<usize>,
 
-    /// Appeals submitted per second while the subscribers listen.
+    /// Events committed per second while the subscribers listen: appeals
+    /// submitted in `subscriptions`; in `mixed`, half submitted appeals and half
+    /// transitions (triage, markSeen, resolve).
     #[arg(long, default_value_t = 20.0)]
     pub events_per_second: f64,
 
-    /// The server's database pool, and the floor's.
-    #[arg(long, default_value_t = 16)]
-    pub pool_size: u32,
+    /// Each server's database pool (`--database-pool-size`), and the floor's
+    /// (default 16; with several replicas, what fits them all into PostgreSQL's
+    /// `max_connections`, at most 24 each).
+    #[arg(long)]
+    pub pool_size: Option<u32>,
+
+    /// How many `appeals serve` processes to run on the one database, each on its
+    /// own port, started at the same moment (PostgreSQL only). The clients are
+    /// spread over them round-robin, each client keeping to one.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+
+    /// A hot standby of the `--postgres-url` server: its URL with any database
+    /// name, which is replaced by the benchmark database's. The servers get the
+    /// result as `--database-read-url`, and the `lists` scenario is measured
+    /// twice, without it (primary) and with it (standby).
+    #[arg(long, env = "APPEALS_BENCH_DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
 
     /// The PostgreSQL server on which the benchmark creates (and then drops) a
     /// database of its own.
@@ -107,7 +124,10 @@ pub struct Settings {
     pub smoke: bool,
     pub subscribers: usize,
     pub events_per_second: f64,
-    pub pool_size: u32,
+    /// Each server's pool, as asked; `None` leaves it to [`crate::replicas::Budget`].
+    pub pool_size: Option<u32>,
+    pub replicas: usize,
+    pub database_read_url: Option<String>,
     pub postgres_url: String,
     pub sqlite_dir: PathBuf,
     pub server_binary: Option<PathBuf>,
@@ -118,6 +138,9 @@ pub struct Settings {
 /// The fewest appeals a region may have: the scenarios sample from it.
 const MIN_APPEALS: usize = 100;
 
+/// The most replicas a run starts: each holds a pool of PostgreSQL connections.
+const MAX_REPLICAS: usize = 8;
+
 impl TryFrom<Options> for Settings {
     type Error = anyhow::Error;
 
@@ -127,6 +150,10 @@ impl TryFrom<Options> for Settings {
         anyhow::ensure!(appeals >= MIN_APPEALS, "--appeals must be at least {MIN_APPEALS}");
         anyhow::ensure!(options.concurrency >= 1, "--concurrency must be at least 1");
         anyhow::ensure!(options.events_per_second > 0.0, "--events-per-second must be positive");
+        anyhow::ensure!((1..=MAX_REPLICAS).contains(&options.replicas), "--replicas must be 1 to {MAX_REPLICAS}");
+        let postgres = options.db == DatabaseKind::Postgres;
+        anyhow::ensure!(postgres || options.replicas == 1, "--replicas above 1 needs --db postgres");
+        anyhow::ensure!(postgres || options.database_read_url.is_none(), "--database-read-url needs --db postgres");
         let duration = Duration::from_secs(options.duration.unwrap_or(if smoke { 1 } else { 10 }).max(1));
         let scenarios =
             if options.scenarios.is_empty() { Scenario::value_variants().to_vec() } else { options.scenarios };
@@ -142,7 +169,9 @@ impl TryFrom<Options> for Settings {
             smoke,
             subscribers: options.subscribers.unwrap_or(if smoke { 20 } else { 1_000 }).max(1),
             events_per_second: options.events_per_second,
-            pool_size: options.pool_size.max(1),
+            pool_size: options.pool_size.map(|size| size.max(1)),
+            replicas: options.replicas,
+            database_read_url: options.database_read_url,
             postgres_url: options.postgres_url,
             sqlite_dir: options.sqlite_dir.unwrap_or_else(std::env::temp_dir),
             server_binary: options.server_binary,
@@ -175,5 +204,16 @@ mod tests {
         let chosen = settings(&["appeals-bench", "--smoke", "--appeals", "500", "--scenarios", "intake,list-deep"]);
         assert_eq!(chosen.appeals, 500);
         assert_eq!(chosen.scenarios, [Scenario::Intake, Scenario::ListDeep]);
+    }
+
+    #[test]
+    fn replicas_and_a_standby_are_for_postgres_only() {
+        let settings = |args: &[&str]| Settings::try_from(Options::parse_from(args));
+        assert_eq!(settings(&["appeals-bench"]).unwrap().replicas, 1);
+        let three = settings(&["appeals-bench", "--db", "postgres", "--replicas", "3"]).unwrap();
+        assert_eq!((three.replicas, three.pool_size), (3, None));
+        assert!(settings(&["appeals-bench", "--replicas", "2"]).is_err(), "SQLite has no replicas");
+        assert!(settings(&["appeals-bench", "--database-read-url", "postgres://x/y"]).is_err());
+        assert!(settings(&["appeals-bench", "--db", "postgres", "--replicas", "0"]).is_err());
     }
 }

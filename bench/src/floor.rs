@@ -631,7 +631,9 @@ impl Worker for FloorWorker {
             Scenario::DashboardMunicipality => {
                 self.floor.dashboard(Some(FOCUS_MUNICIPALITY)).await.map(|_| Sent::Answered)
             }
-            Scenario::Subscriptions => anyhow::bail!("subscriptions have no floor"),
+            Scenario::Subscriptions | Scenario::Mixed | Scenario::Lists => {
+                anyhow::bail!("{} has no floor", self.scenario.name())
+            }
         }
     }
 }

@@ -15,11 +15,13 @@
 //! - [`config`]: the command line.
 //! - [`database`]: the benchmark's own SQLite file or PostgreSQL database.
 //! - [`region`] and [`texts`]: the generated region and the Russian it is written in.
-//! - [`server`]: the `appeals` child process and its CPU and memory.
+//! - [`server`] and [`replicas`]: the `appeals` child processes, their CPU and
+//!   memory, and the database connections they share.
 //! - [`load`]: the closed-loop load generator and its latency percentiles.
 //! - [`scenario`]: what is measured, and what the workers share.
 //! - [`api`], [`floor`], [`subscriptions`]: the scenarios through GraphQL, straight
-//!   to the database, and over WebSockets.
+//!   to the database, and over WebSockets; [`mixed`]: all of them at once, over
+//!   the replicas, and the reads a standby serves.
 //! - [`report`]: the table and the JSON.
 
 use std::process::ExitCode;
@@ -35,7 +37,9 @@ pub mod config;
 pub mod database;
 pub mod floor;
 pub mod load;
+pub mod mixed;
 pub mod region;
+pub mod replicas;
 pub mod report;
 pub mod scenario;
 pub mod server;
@@ -43,12 +47,14 @@ pub mod subscriptions;
 pub mod texts;
 
 use crate::api::{ApiWorker, GraphqlClient};
-use crate::config::{Options, Settings};
+use crate::config::{DatabaseKind, Options, Settings};
 use crate::database::BenchDatabase;
 use crate::floor::{Floor, FloorWorker};
+use crate::mixed::{Mix, ReadMix, Reader};
+use crate::replicas::{Budget, Replicas};
 use crate::report::{Machine, Phase, RegionFacts, Report, RunSettings, ScenarioReport};
 use crate::scenario::{Scenario, Shared};
-use crate::server::Server;
+use crate::server::ServerDatabase;
 use crate::subscriptions::Delivery;
 
 /// Runs the benchmark; exits with status 1 if any request failed.
@@ -64,7 +70,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     } else if let Err(error) = database.remove().await {
         eprintln!("could not remove the benchmark database: {error:#}");
     }
-    let (region, scenarios) = outcome?;
+    let Outcome { region, scenarios, budget, standby } = outcome?;
     let report = Report {
         date,
         machine,
@@ -72,12 +78,15 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
             database: settings.db.name(),
             appeals: settings.appeals,
             concurrency: settings.concurrency,
-            pool_size: settings.pool_size,
+            pool_size: budget.pool_per_server,
             warmup_seconds: settings.warmup.as_secs_f64(),
             duration_seconds: settings.duration.as_secs_f64(),
             subscribers: settings.subscribers,
             events_per_second: settings.events_per_second,
             smoke: settings.smoke,
+            replicas: settings.replicas,
+            connections: Some(budget),
+            database_read_url: standby,
         },
         region,
         scenarios,
@@ -92,7 +101,16 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     Ok(if report.errors() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, Vec<ScenarioReport>)> {
+/// What a run measured, and on what.
+struct Outcome {
+    region: RegionFacts,
+    scenarios: Vec<ScenarioReport>,
+    budget: Budget,
+    /// The standby's URL for the benchmark database, when reads went there.
+    standby: Option<String>,
+}
+
+async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<Outcome> {
     let binary = match &settings.server_binary {
         Some(binary) => binary.clone(),
         None => server::binary()?,
@@ -112,8 +130,17 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
         "loaded {} appeals and {} events in {:.1} s ({:.0} appeals/s)",
         facts.appeals, facts.events, facts.load_seconds, facts.appeals_per_second
     );
+    let floor_runs = settings.scenarios.iter().any(|scenario| scenario.has_floor());
+    let budget = match settings.db {
+        DatabaseKind::Sqlite => Budget::unlimited(settings.pool_size),
+        DatabaseKind::Postgres => {
+            let limits = replicas::limits(&settings.postgres_url).await?;
+            Budget::plan(limits, settings.replicas, settings.pool_size, floor_runs)?
+        }
+    };
+    eprintln!("connections: {}", budget.describe());
     let pool = PoolSettings {
-        max_connections: settings.pool_size,
+        max_connections: budget.floor_pool,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: None,
     };
@@ -121,15 +148,49 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
     analyze(&floor_db).await?;
     let floor = Floor::new(floor_db.clone());
 
-    let log = std::env::temp_dir().join(format!("appeals-bench-server-{}.log", std::process::id()));
-    let server = Server::start(&binary, url, settings.pool_size, log).await?;
-    eprintln!("server {} on port {} (log: {})", binary.display(), server.port, server.log.display());
+    let standby = match &settings.database_read_url {
+        Some(read_url) => {
+            let standby = database::on_standby(read_url, url);
+            eprintln!("waiting for the standby to replay the region: {standby}");
+            let waited = database::wait_for_standby(url, &standby).await?;
+            eprintln!("the standby caught up in {:.1} s", waited.as_secs_f64());
+            Some(standby)
+        }
+        None => None,
+    };
+    let on_primary = ServerDatabase { url: url.to_owned(), read_url: None, pool_size: budget.pool_per_server };
     let shared = Arc::new(Shared::new(region)?);
     let mut reports = Vec::with_capacity(settings.scenarios.len());
+    // Lists against the primary first, on servers without the standby, stopped
+    // before the others start (the connections are counted for one set).
+    if standby.is_some() && settings.scenarios.contains(&Scenario::Lists) {
+        let servers = Replicas::start(&binary, &on_primary, settings.replicas, "primary").await?;
+        let measured = measure(Scenario::Lists, settings, &servers, &shared, &floor, Some("primary")).await?;
+        report_progress(&measured);
+        reports.extend(measured);
+        servers.stop();
+    }
+    let database = ServerDatabase { read_url: standby.clone(), ..on_primary };
+    let label = if standby.is_some() { "standby" } else { "main" };
+    let servers = Replicas::start(&binary, &database, settings.replicas, label).await?;
     for scenario in &settings.scenarios {
-        let report = measure(*scenario, settings, &server, &shared, &floor).await?;
+        let on = standby.as_ref().filter(|_| *scenario == Scenario::Lists).map(|_| "standby");
+        let measured = measure(*scenario, settings, &servers, &shared, &floor, on).await?;
+        report_progress(&measured);
+        reports.extend(measured);
+    }
+    servers.stop();
+    if settings.scenarios.iter().any(|scenario| matches!(scenario, Scenario::Intake | Scenario::Transitions)) {
+        floor.forget_running_totals().await?;
+    }
+    floor_db.close().await?;
+    Ok(Outcome { region: facts, scenarios: reports, budget, standby })
+}
+
+fn report_progress(reports: &[ScenarioReport]) {
+    for report in reports {
         eprintln!(
-            "  {:<23} API {:>8.1} req/s, p99 {:>8.2} ms; floor {}",
+            "  {:<27} API {:>8.1} req/s, p99 {:>8.2} ms; floor {}",
             report.name,
             report.api.throughput,
             report.api.p99_ms,
@@ -138,25 +199,20 @@ async fn run_on(settings: &Settings, url: &str) -> anyhow::Result<(RegionFacts, 
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |f| format!("{:.1} req/s, p99 {:.2} ms", f.throughput, f.p99_ms)),
         );
-        reports.push(report);
     }
-    server.stop();
-    if settings.scenarios.iter().any(|scenario| matches!(scenario, Scenario::Intake | Scenario::Transitions)) {
-        floor.forget_running_totals().await?;
-    }
-    floor_db.close().await?;
-    Ok((facts, reports))
 }
 
-/// One scenario: the API phase, with the server's memory and CPU read around it,
-/// then the floor.
+/// One scenario: the API phase, with the servers' memory and CPU read around it,
+/// then the floor. A scenario of several kinds of request (`mixed`, `lists`)
+/// gives a row per kind, named `scenario/kind` (and `@on`, where given).
 async fn measure(
     scenario: Scenario,
     settings: &Settings,
-    server: &Server,
+    servers: &Replicas,
     shared: &Arc<Shared>,
     floor: &Floor,
-) -> anyhow::Result<ScenarioReport> {
+    on: Option<&str>,
+) -> anyhow::Result<Vec<ScenarioReport>> {
     let load_average = load_average();
     let (api_unread, floor_unread) = if scenario == Scenario::Transitions {
         let (api, floor) = shared.split_unread();
@@ -164,25 +220,125 @@ async fn measure(
     } else {
         (None, None)
     };
-    let watch = server.watch();
-    let server_statements_before = server.statements().await;
+    let watch = servers.watch();
+    let base_urls = servers.base_urls();
+    let server_statements_before = servers.statements().await;
     let peak_is_per_scenario = watch.reset_peak_memory();
-    let api = if scenario == Scenario::Subscriptions {
-        let delivery = Delivery {
-            subscribers: settings.subscribers,
-            events_per_second: settings.events_per_second,
-            duration: settings.duration,
-        };
-        subscriptions::measure(&server.base_url(), shared, &delivery, watch).await?
-    } else {
-        let client = GraphqlClient::new(&server.base_url(), settings.concurrency)?;
-        let workers = (0..settings.concurrency)
-            .map(|index| ApiWorker::new(scenario, Arc::clone(shared), client.clone(), index, api_unread.clone()))
-            .collect();
-        load::drive(workers, settings.warmup, settings.duration, Some(watch)).await
+    let mut delivery = None;
+    let api = match scenario {
+        Scenario::Subscriptions => {
+            let delivery = Delivery {
+                subscribers: settings.subscribers,
+                events_per_second: settings.events_per_second,
+                duration: settings.duration,
+            };
+            subscriptions::measure(&base_urls, shared, &delivery, watch.clone()).await?
+        }
+        Scenario::Mixed => {
+            let mix = Mix {
+                subscribers: settings.subscribers,
+                events_per_second: settings.events_per_second,
+                readers: settings.concurrency,
+                warmup: settings.warmup,
+                duration: settings.duration,
+            };
+            let mixed = mixed::measure(&base_urls, shared, &mix, watch.clone()).await?;
+            delivery = Some(mixed.delivery);
+            mixed.requests
+        }
+        Scenario::Lists => {
+            let clients = clients(&base_urls, settings.concurrency)?;
+            let workers = (0..settings.concurrency)
+                .map(|index| {
+                    let client = clients[index % clients.len()].clone();
+                    Reader::new(Arc::clone(shared), client, index, ReadMix::WithSearch)
+                })
+                .collect();
+            let mut measured = load::drive(workers, settings.warmup, settings.duration, Some(watch.clone())).await;
+            measured.kinds.sort_by_key(|(kind, _)| mixed::KINDS.iter().position(|known| known == kind));
+            measured
+        }
+        _ => {
+            let clients = clients(&base_urls, settings.concurrency)?;
+            let workers = (0..settings.concurrency)
+                .map(|index| {
+                    let client = clients[index % clients.len()].clone();
+                    ApiWorker::new(scenario, Arc::clone(shared), client, index, api_unread.clone())
+                })
+                .collect();
+            load::drive(workers, settings.warmup, settings.duration, Some(watch.clone())).await
+        }
     };
     let peak_rss_bytes = watch.usage()?.peak_rss_bytes;
-    let api_statements = per_request(server_statements_before, server.statements().await, api.answered_in_phase);
+    let server_peak_rss_mib = peak_is_per_scenario.then(|| peak_rss_bytes as f64 / (1024.0 * 1024.0));
+    let api_statements = per_request(server_statements_before, servers.statements().await, api.answered_in_phase);
+    let name = |kind: Option<&str>| {
+        let kind = match (scenario, kind) {
+            (Scenario::Lists, Some("lists")) => Some("filters"),
+            (_, kind) => kind,
+        };
+        let mut name = scenario.name().to_owned();
+        if let Some(kind) = kind {
+            name = format!("{name}/{kind}");
+        }
+        if let Some(on) = on {
+            name = format!("{name} @{on}");
+        }
+        name
+    };
+    if !api.kinds.is_empty() {
+        let mut rows: Vec<ScenarioReport> = api
+            .kinds
+            .iter()
+            .map(|(kind, measured)| ScenarioReport {
+                name: name(Some(kind)),
+                api: Phase::from(measured),
+                floor: None,
+                ratio: None,
+                server_peak_rss_mib,
+                server_cpu_ms_per_1000: None,
+                load_average,
+                delivery: None,
+            })
+            .collect();
+        if let Some(delivery) = delivery {
+            let tally = &delivery.tally;
+            let received = tally.once + tally.duplicated;
+            let errors = delivery.errors();
+            let first_error = (errors > 0).then(|| {
+                format!(
+                    "{} of {} owed deliveries missing, {} extra copies",
+                    tally.missing, tally.expected, tally.extra_copies
+                )
+            });
+            let latency = delivery.from_answer_ms;
+            rows.push(ScenarioReport {
+                name: name(Some("delivery")),
+                api: Phase {
+                    requests: received,
+                    errors,
+                    first_error,
+                    seconds: delivery.seconds,
+                    throughput: received as f64 / delivery.seconds.max(1e-9),
+                    p50_ms: latency.p50,
+                    p95_ms: latency.p95,
+                    p99_ms: latency.p99,
+                    max_ms: latency.max,
+                    ran_out: false,
+                    stretched: false,
+                    from_request_ms: None,
+                    statements_per_request: None,
+                },
+                floor: None,
+                ratio: None,
+                server_peak_rss_mib,
+                server_cpu_ms_per_1000: None,
+                load_average,
+                delivery: Some(delivery),
+            });
+        }
+        return Ok(rows);
+    }
     let floor_statements_before = floor.statements();
     let floor_measured = if scenario.has_floor() {
         let workers = (0..settings.concurrency)
@@ -202,15 +358,21 @@ async fn measure(
         .map(|cpu| cpu * 1e6 / api.answered_in_phase as f64);
     let api = Phase { statements_per_request: api_statements, ..Phase::from(&api) };
     let floor = floor.as_ref().map(|floor| Phase { statements_per_request: floor_statements, ..Phase::from(floor) });
-    Ok(ScenarioReport {
-        name: scenario.name(),
+    Ok(vec![ScenarioReport {
+        name: name(None),
         ratio: floor.as_ref().filter(|floor| floor.throughput > 0.0).map(|floor| api.throughput / floor.throughput),
-        server_peak_rss_mib: peak_is_per_scenario.then(|| peak_rss_bytes as f64 / (1024.0 * 1024.0)),
+        server_peak_rss_mib,
         server_cpu_ms_per_1000: cpu_per_1000,
         load_average,
         api,
         floor,
-    })
+        delivery: None,
+    }])
+}
+
+/// One HTTP client per replica, sharing out `concurrency` connections.
+fn clients(base_urls: &[String], concurrency: usize) -> anyhow::Result<Vec<GraphqlClient>> {
+    base_urls.iter().map(|url| GraphqlClient::new(url, concurrency.div_ceil(base_urls.len()))).collect()
 }
 
 /// Statements per answered request between two readings of a counter.

@@ -12,6 +12,18 @@ use crate::server::ProcessWatch;
 pub trait Worker: Send + 'static {
     /// Sends one request and waits for its answer.
     fn request(&mut self) -> impl Future<Output = anyhow::Result<Sent>> + Send;
+
+    /// What the request just sent was, for a worker that sends more than one
+    /// kind (each kind is a row of the report); `None` for a worker of one kind.
+    fn kind(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Waits for the worker's next turn, for a worker that keeps a pace rather
+    /// than sending as soon as it is answered. The wait is not latency.
+    fn pace(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// What became of a worker's turn.
@@ -48,6 +60,9 @@ pub struct Measurement {
     /// No answer arrived within the measured time, which was stretched to the
     /// last answer.
     pub stretched: bool,
+    /// For workers of several kinds ([`Worker::kind`]): each kind's requests,
+    /// errors and latency over the same measured time, in the order first sent.
+    pub kinds: Vec<(&'static str, Measurement)>,
 }
 
 impl Measurement {
@@ -93,7 +108,7 @@ pub async fn drive<W: Worker>(
     duration: Duration,
     server: Option<ProcessWatch>,
 ) -> Measurement {
-    let cpu_before = server.and_then(|server| server.usage().ok());
+    let cpu_before = server.as_ref().and_then(|server| server.usage().ok());
     let started = Instant::now();
     let measured_from = started + warmup;
     let until = measured_from + duration;
@@ -103,19 +118,30 @@ pub async fn drive<W: Worker>(
             tokio::spawn(async move {
                 let mut own = WorkerTally::default();
                 while Instant::now() < until {
+                    worker.pace().await;
+                    if Instant::now() >= until {
+                        break;
+                    }
                     let sent_at = Instant::now();
                     let result = worker.request().await;
                     let answered_at = Instant::now();
+                    let kind = worker.kind();
                     match result {
-                        Ok(Sent::Answered) => own.answers.push((sent_at, answered_at)),
+                        Ok(Sent::Answered) => own.answers.push(Answer { kind, sent_at, answered_at }),
                         Ok(Sent::Beside) => {}
                         Ok(Sent::Exhausted) => {
                             own.exhausted = true;
                             break;
                         }
                         Err(error) => {
-                            own.failures.push(answered_at);
-                            own.first_error.get_or_insert_with(|| format!("{error:#}"));
+                            own.failures.push((kind, answered_at));
+                            let error = format!("{error:#}");
+                            if let Some(kind) = kind
+                                && !own.first_errors.iter().any(|(known, _)| *known == kind)
+                            {
+                                own.first_errors.push((kind, error.clone()));
+                            }
+                            own.first_error.get_or_insert(error);
                         }
                     }
                 }
@@ -124,8 +150,9 @@ pub async fn drive<W: Worker>(
         })
         .collect();
     let mut measurement = Measurement::default();
-    let mut answers = Vec::new();
-    let mut failures = Vec::new();
+    let mut answers: Vec<Answer> = Vec::new();
+    let mut failures: Vec<(Option<&'static str>, Instant)> = Vec::new();
+    let mut first_errors: Vec<(&'static str, String)> = Vec::new();
     for task in tasks {
         let Ok(own) = task.await else {
             measurement.errors += 1;
@@ -138,16 +165,21 @@ pub async fn drive<W: Worker>(
         }
         answers.extend(own.answers);
         failures.extend(own.failures);
+        for (kind, error) in own.first_errors {
+            if !first_errors.iter().any(|(known, _)| *known == kind) {
+                first_errors.push((kind, error));
+            }
+        }
     }
-    let cpu_after = server.and_then(|server| server.usage().ok());
+    let cpu_after = server.as_ref().and_then(|server| server.usage().ok());
     measurement.server_cpu_seconds =
         cpu_before.zip(cpu_after).map(|(before, after)| after.cpu_seconds - before.cpu_seconds);
     measurement.answered_in_phase = answers.len() as u64;
 
     let in_time = |at: &Instant| (measured_from..=until).contains(at);
-    let last_answer = answers.iter().map(|(_, answered_at)| *answered_at).max();
-    let last_turn = last_answer.max(failures.iter().max().copied());
-    let window_end = if answers.iter().any(|(_, answered_at)| in_time(answered_at)) {
+    let last_answer = answers.iter().map(|answer| answer.answered_at).max();
+    let last_turn = last_answer.max(failures.iter().map(|(_, at)| *at).max());
+    let window_end = if answers.iter().any(|answer| in_time(&answer.answered_at)) {
         // Workers that ran out of work early leave a shorter measured time.
         if measurement.exhausted { last_turn.unwrap_or(until).min(until) } else { until }
     } else {
@@ -155,23 +187,63 @@ pub async fn drive<W: Worker>(
         last_answer.unwrap_or(until).max(until)
     };
     let counted = |at: &Instant| (measured_from..=window_end).contains(at);
-    let latencies: Vec<Duration> = answers
-        .iter()
-        .filter(|(_, answered_at)| counted(answered_at))
-        .map(|(sent_at, answered_at)| *answered_at - *sent_at)
+    let elapsed = window_end.saturating_duration_since(measured_from);
+    let latencies = |kind: Option<&'static str>| -> Vec<Duration> {
+        answers
+            .iter()
+            .filter(|answer| kind.is_none_or(|kind| answer.kind == Some(kind)) && counted(&answer.answered_at))
+            .map(|answer| answer.answered_at - answer.sent_at)
+            .collect()
+    };
+    let failed = |kind: Option<&'static str>| {
+        failures.iter().filter(|(of, at)| kind.is_none_or(|kind| *of == Some(kind)) && counted(at)).count() as u64
+    };
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for kind in answers.iter().map(|answer| answer.kind).chain(failures.iter().map(|(kind, _)| *kind)).flatten() {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    measurement.kinds = kinds
+        .into_iter()
+        .map(|kind| {
+            let latencies = latencies(Some(kind));
+            let first_error = first_errors.iter().find(|(known, _)| *known == kind).map(|(_, error)| error.clone());
+            let of_kind = Measurement {
+                requests: latencies.len() as u64,
+                errors: failed(Some(kind)),
+                first_error,
+                elapsed,
+                exhausted: measurement.exhausted,
+                latency: Latency::of(latencies),
+                stretched: measurement.stretched,
+                ..Measurement::default()
+            };
+            (kind, of_kind)
+        })
         .collect();
+    let latencies = latencies(None);
     measurement.requests = latencies.len() as u64;
-    measurement.errors += failures.iter().filter(|at| counted(at)).count() as u64;
-    measurement.elapsed = window_end.saturating_duration_since(measured_from);
+    measurement.errors += failed(None);
+    measurement.elapsed = elapsed;
     measurement.latency = Latency::of(latencies);
     measurement
 }
 
+/// One answered request: of which kind, when sent, when answered.
+struct Answer {
+    kind: Option<&'static str>,
+    sent_at: Instant,
+    answered_at: Instant,
+}
+
 #[derive(Default)]
 struct WorkerTally {
-    answers: Vec<(Instant, Instant)>,
-    failures: Vec<Instant>,
+    answers: Vec<Answer>,
+    failures: Vec<(Option<&'static str>, Instant)>,
     first_error: Option<String>,
+    /// The first error of each kind.
+    first_errors: Vec<(&'static str, String)>,
     exhausted: bool,
 }
 
@@ -228,5 +300,40 @@ mod tests {
         assert_eq!(measurement.requests, 3);
         assert!(measurement.elapsed >= Duration::from_millis(290), "{:?}", measurement.elapsed);
         assert!(measurement.latency.p50 >= 290.0, "{:?}", measurement.latency);
+    }
+
+    /// Answers quickly as `fast` and slowly as `slow`, in turn, keeping a pace.
+    struct TwoKinds {
+        sent: u32,
+    }
+
+    impl Worker for TwoKinds {
+        async fn request(&mut self) -> anyhow::Result<Sent> {
+            self.sent += 1;
+            let wait = if self.sent.is_multiple_of(2) { 20 } else { 1 };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            Ok(Sent::Answered)
+        }
+
+        fn kind(&self) -> Option<&'static str> {
+            Some(if self.sent.is_multiple_of(2) { "slow" } else { "fast" })
+        }
+
+        async fn pace(&mut self) {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn each_kind_is_measured_apart_and_the_pace_is_not_latency() {
+        let workers = vec![TwoKinds { sent: 0 }, TwoKinds { sent: 0 }];
+        let measurement = drive(workers, Duration::ZERO, Duration::from_millis(600), None).await;
+        let names: Vec<_> = measurement.kinds.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["fast", "slow"]);
+        let (fast, slow) = (&measurement.kinds[0].1, &measurement.kinds[1].1);
+        assert_eq!(fast.requests + slow.requests, measurement.requests);
+        assert!(fast.latency.p99 < 15.0, "the pace is not counted: {:?}", fast.latency);
+        assert!(slow.latency.p50 >= 20.0, "{:?}", slow.latency);
+        assert!(measurement.requests <= 2 * 600 / 30, "paced: {}", measurement.requests);
     }
 }

@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use crate::load::{Latency, Measurement};
+use crate::mixed::DeliveryReport;
+use crate::replicas::Budget;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -39,6 +41,11 @@ pub struct RunSettings {
     pub subscribers: usize,
     pub events_per_second: f64,
     pub smoke: bool,
+    pub replicas: usize,
+    /// How the database's connections were shared out.
+    pub connections: Option<Budget>,
+    /// The standby the servers read from (`--database-read-url`), if any.
+    pub database_read_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +58,8 @@ pub struct RegionFacts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
-    pub name: &'static str,
+    /// The scenario, or `scenario/kind` for a scenario of several kinds of request.
+    pub name: String,
     pub api: Phase,
     pub floor: Option<Phase>,
     /// API throughput over the floor's.
@@ -63,6 +71,9 @@ pub struct ScenarioReport {
     pub server_cpu_ms_per_1000: Option<f64>,
     /// The 1-minute load average when the scenario started.
     pub load_average: Option<f64>,
+    /// The mixed scenario's subscribers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +121,7 @@ impl From<&Measurement> for Phase {
 }
 
 impl Report {
+    /// Failed requests and, where they count, lost deliveries.
     pub fn errors(&self) -> u64 {
         self.scenarios.iter().map(|s| s.api.errors + s.floor.as_ref().map_or(0, |floor| floor.errors)).sum()
     }
@@ -118,8 +130,14 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let run = &self.run;
+        let replicas = match run.replicas {
+            1 => String::new(),
+            n => format!(" · {n} replicas"),
+        };
+        let pool = run.connections.map_or_else(String::new, |budget| format!(" · pool {}", budget.pool_per_server));
+        let standby = if run.database_read_url.is_some() { " · reads on a standby" } else { "" };
         out.push_str(&format!(
-            "{} · {} appeals · concurrency {} · {} s per phase · {} · {} cores, {:.0} GiB · load {} → {}\n",
+            "{} · {} appeals{replicas}{pool}{standby} · concurrency {} · {} s per phase · {} · {} cores, {:.0} GiB · load {} → {}\n",
             run.database,
             run.appeals,
             run.concurrency,
@@ -168,6 +186,12 @@ impl Report {
                 errors,
                 notes(scenario),
             ));
+        }
+        if let Some(budget) = &run.connections {
+            out.push_str(&format!("connections: {}\n", budget.describe()));
+        }
+        for delivery in self.scenarios.iter().filter_map(|scenario| scenario.delivery.as_ref()) {
+            out.push_str(&delivery.describe());
         }
         for scenario in &self.scenarios {
             for (phase, measured) in [("API", Some(&scenario.api)), ("floor", scenario.floor.as_ref())] {

@@ -45,6 +45,14 @@ pub enum Scenario {
     DashboardMunicipality,
     /// Events delivered over `graphql-transport-ws` to many subscribers.
     Subscriptions,
+    /// Everything at once, over the replicas: intake and transitions at a fixed
+    /// rate, lists and dashboards, and the subscribers, each checked for every
+    /// event in its scope exactly once (see [`crate::mixed`]).
+    Mixed,
+    /// The reads a standby serves: lists with filters, the word search and
+    /// dashboards, mixed; with `--database-read-url`, measured on the primary and
+    /// then on the standby.
+    Lists,
 }
 
 impl Scenario {
@@ -62,13 +70,16 @@ impl Scenario {
             Scenario::DashboardRegion => "dashboard-region",
             Scenario::DashboardMunicipality => "dashboard-municipality",
             Scenario::Subscriptions => "subscriptions",
+            Scenario::Mixed => "mixed",
+            Scenario::Lists => "lists",
         }
     }
 
     /// Whether the scenario has a floor: delivery to subscribers has no database
-    /// counterpart.
+    /// counterpart, and the mixes are measured against each other (one replica
+    /// and three, primary and standby).
     pub fn has_floor(self) -> bool {
-        self != Scenario::Subscriptions
+        !matches!(self, Scenario::Subscriptions | Scenario::Mixed | Scenario::Lists)
     }
 }
 

@@ -2,7 +2,7 @@
 //! cargo in the bench's own profile, started as a child process on the benchmark
 //! database with rate limiting off, and watched through `/proc`: its peak
 //! resident memory (`VmHWM`, reset before each scenario) and the CPU time it
-//! spends (`utime` + `stime`).
+//! spends (`utime` + `stime`). Several of them are [`crate::replicas`].
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -20,19 +20,29 @@ pub struct Server {
     watch: ProcessWatch,
 }
 
-/// Reads a process's CPU time and peak memory from `/proc`.
-#[derive(Debug, Clone, Copy)]
+/// Which database a server runs on, and with how many connections.
+#[derive(Debug, Clone)]
+pub struct ServerDatabase {
+    pub url: String,
+    /// A hot standby of `url`, for lists, dashboards and search.
+    pub read_url: Option<String>,
+    pub pool_size: u32,
+}
+
+/// Reads the CPU time and peak memory of one or more processes (the replicas)
+/// from `/proc`.
+#[derive(Debug, Clone)]
 pub struct ProcessWatch {
-    pid: u32,
+    pids: Vec<u32>,
     clock_ticks_per_second: f64,
 }
 
-/// What the server process has used so far.
+/// What the server processes have used so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
-    /// User plus system CPU time.
+    /// User plus system CPU time, added up over the processes.
     pub cpu_seconds: f64,
-    /// The peak resident set since it was last reset.
+    /// The peak resident set since it was last reset: the largest process's.
     pub peak_rss_bytes: u64,
 }
 
@@ -65,34 +75,50 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Server {
-    /// Starts `appeals serve` on `database_url` on a free port, its log going to
-    /// `log`, and waits until `/readyz` answers.
-    pub async fn start(binary: &Path, database_url: &str, pool_size: u32, log: PathBuf) -> anyhow::Result<Server> {
+    /// Starts `appeals serve` on a free port, its log going to `log`, without
+    /// waiting for it: replicas are started at the same moment, then
+    /// [`Server::ready`] waits for each.
+    pub fn spawn(binary: &Path, database: &ServerDatabase, log: PathBuf) -> anyhow::Result<Server> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let output = File::create(&log)?;
-        let child = Command::new(binary)
-            .args(["serve", "--database-url", database_url, "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--rate-limit", "0", "--database-pool-size", &pool_size.to_string()])
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--database-url", &database.url, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--rate-limit", "0", "--database-pool-size", &database.pool_size.to_string()])
             // A thousand subscribers of one user from one address are the load.
-            .args(["--max-connections-per-address", "0", "--max-sockets-per-user", "0"])
+            .args(["--max-connections-per-address", "0", "--max-sockets-per-user", "0"]);
+        if let Some(read_url) = &database.read_url {
+            // The standby's pool is as large as the primary's.
+            command.args([
+                "--database-read-url",
+                read_url,
+                "--database-read-pool-size",
+                &database.pool_size.to_string(),
+            ]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let watch = ProcessWatch { pid: child.id(), clock_ticks_per_second: clock_ticks_per_second() };
-        let mut server = Server { child, port, log, watch };
+        let watch = ProcessWatch { pids: vec![child.id()], clock_ticks_per_second: clock_ticks_per_second() };
+        Ok(Server { child, port, log, watch })
+    }
+
+    /// Waits until `/readyz` answers.
+    pub async fn ready(&mut self) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
-        let ready = format!("http://127.0.0.1:{port}/readyz");
+        let ready = format!("http://127.0.0.1:{}/readyz", self.port);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Some(status) = server.child.try_wait()? {
-                anyhow::bail!("the server exited at start ({status}); see {}", server.log.display());
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("the server exited at start ({status}); see {}", self.log.display());
             }
             if client.get(&ready).send().await.is_ok_and(|response| response.status().is_success()) {
-                return Ok(server);
+                return Ok(());
             }
-            anyhow::ensure!(Instant::now() < deadline, "the server did not become ready; see {}", server.log.display());
+            anyhow::ensure!(Instant::now() < deadline, "the server did not become ready; see {}", self.log.display());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -113,7 +139,7 @@ impl Server {
     }
 
     pub fn watch(&self) -> ProcessWatch {
-        self.watch
+        self.watch.clone()
     }
 
     /// Asks the server to stop (SIGTERM, as an operator would), and kills it if it
@@ -122,11 +148,16 @@ impl Server {
         self.terminate();
     }
 
+    /// Sends SIGTERM and returns at once; [`Server::stop`] then waits.
+    pub fn ask_to_stop(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
     fn terminate(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.ask_to_stop();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -150,11 +181,29 @@ impl ProcessWatch {
     /// is the peak of what happens in between. Returns false where the kernel
     /// does not allow it (the peak is then the process's lifetime peak).
     pub fn reset_peak_memory(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
+        self.pids.iter().all(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+    }
+
+    /// The processes of `watches` watched as one.
+    pub fn joined(watches: impl IntoIterator<Item = ProcessWatch>) -> ProcessWatch {
+        let mut joined = ProcessWatch { pids: Vec::new(), clock_ticks_per_second: clock_ticks_per_second() };
+        for watch in watches {
+            joined.pids.extend(watch.pids);
+        }
+        joined
     }
 
     pub fn usage(&self) -> anyhow::Result<Usage> {
-        let pid = self.pid;
+        let mut usage = Usage::default();
+        for &pid in &self.pids {
+            let one = self.usage_of(pid)?;
+            usage.cpu_seconds += one.cpu_seconds;
+            usage.peak_rss_bytes = usage.peak_rss_bytes.max(one.peak_rss_bytes);
+        }
+        Ok(usage)
+    }
+
+    fn usage_of(&self, pid: u32) -> anyhow::Result<Usage> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // The command name, in parentheses, may hold spaces: count fields after it.
         let fields: Vec<&str> =
