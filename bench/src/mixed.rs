@@ -398,17 +398,14 @@ impl Writer {
                         None => return Ok(Sent::Beside),
                     },
                 };
-                let variables = json!({ "id": appeal.id.to_string(), "version": appeal.version });
+                let mut variables = json!({ "id": appeal.id.to_string(), "version": appeal.version });
                 let (query, field, next) = match done {
                     None => (TRIAGE, "triageAppeal", Some(Step::Triaged)),
                     Some(Step::Triaged) => (MARK_SEEN, "markSeen", Some(Step::Seen)),
-                    Some(Step::Seen) => (RESOLVE, "resolveAppeal", None),
-                };
-                let variables = if next.is_none() {
-                    json!({ "id": appeal.id.to_string(), "version": appeal.version,
-                            "response": texts::response(&mut self.rng) })
-                } else {
-                    variables
+                    Some(Step::Seen) => {
+                        variables["response"] = json!(texts::response(&mut self.rng));
+                        (RESOLVE, "resolveAppeal", None)
+                    }
                 };
                 let head = &self.shared.region.cast.heads[appeal.municipality].token;
                 let data = self.client.execute(head, query, variables).await?;
