@@ -32,7 +32,8 @@ pub enum Sent {
     /// One request was answered.
     Answered,
     /// One request was answered that is not measured: the load beside the
-    /// scenario's own requests.
+    /// scenario's own requests; or, for a paced worker, a turn with nothing to
+    /// send yet.
     Beside,
     /// The worker has nothing left to do (no fresh appeal remains).
     Exhausted,

@@ -201,7 +201,7 @@ pub async fn measure(
 
     // The writers and the readers, all at once.
     let registry = Arc::new(Registry::default());
-    let unread = shared.split_unread().0;
+    let unread = shared.take_unread();
     let rate_per_writer = mix.events_per_second / 2.0 / WRITERS_PER_KIND as f64;
     let period = Duration::from_secs_f64(1.0 / rate_per_writer);
     let mut workers = Vec::with_capacity(2 * WRITERS_PER_KIND + mix.readers);
@@ -378,7 +378,15 @@ impl Writer {
                 });
                 let data = self.client.execute(&region.cast.intake.token, SUBMIT, json!({ "input": input })).await?;
                 let answered_at = Instant::now();
-                self.registry.record(&data["submitAppeal"], municipality, answered_at)?;
+                let payload = &data["submitAppeal"];
+                self.registry.record(payload, municipality, answered_at)?;
+                // The new appeal is there for the transitions writers, so that
+                // they never run out however long the run.
+                let id = payload["appeal"]["id"].as_str().context("no appeal id in the answer")?.parse()?;
+                let version = payload["appeal"]["version"].as_i64().context("no version in the answer")? as i32;
+                if let Ok(mut unread) = self.unread.lock() {
+                    unread.push(UnreadAppeal { id, municipality, version });
+                }
                 Ok(Sent::Answered)
             }
             Job::Transitions(current) => {
@@ -386,20 +394,18 @@ impl Writer {
                     Some((appeal, step)) => (appeal, Some(step)),
                     None => match take_unread(&self.unread) {
                         Some(appeal) => (appeal, None),
-                        None => return Ok(Sent::Exhausted),
+                        // Nothing sent: this turn waits for the intake writers.
+                        None => return Ok(Sent::Beside),
                     },
                 };
-                let variables = json!({ "id": appeal.id.to_string(), "version": appeal.version });
+                let mut variables = json!({ "id": appeal.id.to_string(), "version": appeal.version });
                 let (query, field, next) = match done {
                     None => (TRIAGE, "triageAppeal", Some(Step::Triaged)),
                     Some(Step::Triaged) => (MARK_SEEN, "markSeen", Some(Step::Seen)),
-                    Some(Step::Seen) => (RESOLVE, "resolveAppeal", None),
-                };
-                let variables = if next.is_none() {
-                    json!({ "id": appeal.id.to_string(), "version": appeal.version,
-                            "response": texts::response(&mut self.rng) })
-                } else {
-                    variables
+                    Some(Step::Seen) => {
+                        variables["response"] = json!(texts::response(&mut self.rng));
+                        (RESOLVE, "resolveAppeal", None)
+                    }
                 };
                 let head = &self.shared.region.cast.heads[appeal.municipality].token;
                 let data = self.client.execute(head, query, variables).await?;

@@ -192,6 +192,13 @@ impl Shared {
         }
     }
 
+    /// Every unread appeal left, as one queue (the mixed scenario's, which its
+    /// own intake fills again).
+    pub fn take_unread(&self) -> UnreadQueue {
+        let all = self.unread.lock().map(|mut unread| std::mem::take(&mut *unread)).unwrap_or_default();
+        Arc::new(Mutex::new(all))
+    }
+
     /// Splits the unread appeals in two queues of equal size, one for the API and
     /// one for the floor, so that neither phase starves the other.
     pub fn split_unread(&self) -> (UnreadQueue, UnreadQueue) {
