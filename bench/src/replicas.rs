@@ -87,8 +87,10 @@ impl Replicas {
 }
 
 /// Connections each server opens beside its pool: the migration's session at
-/// start, and the one that listens for the other replicas' events.
-pub const DEDICATED_PER_SERVER: u32 = 2;
+/// start, the one that listens for the other replicas' events and revocations,
+/// and the one its event feed reads on.
+pub const DEDICATED_PER_SERVER: u32 =
+    1 + appeals_storage::database::LISTENING_CONNECTIONS + appeals_storage::database::FOLLOWING_CONNECTIONS;
 
 /// A server's pool when nothing else is asked and it runs alone.
 pub const DEFAULT_POOL: u32 = 16;

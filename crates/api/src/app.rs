@@ -192,6 +192,7 @@ async fn log_connection_budget(store: &Store, config: &ServerConfig) {
         on_primary = budget.on_primary(),
         pool = budget.pool,
         listeners = budget.listeners,
+        followers = budget.followers,
         cancelling = budget.cancelling,
         on_standby = budget.on_standby(),
         allowed_on_primary,

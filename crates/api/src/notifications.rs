@@ -102,7 +102,7 @@ async fn follow(store: Store, shared: Weak<Shared>) {
 async fn pass_on_new_events(store: &Store, feed: &Shared) -> Result<(), appeals_storage::StorageError> {
     loop {
         let after = feed.position.load(Ordering::Acquire);
-        let events = store.events_after(after, None, PAGE).await?;
+        let events = store.next_events(after, PAGE).await?;
         let complete = (events.len() as u64) < PAGE;
         for event in events {
             let position = event.event.position;

@@ -41,6 +41,8 @@ impl Default for PoolSettings {
 pub struct ConnectionBudget {
     pub pool: u32,
     pub listeners: u32,
+    /// The connection the server's event feed reads new events on.
+    pub followers: u32,
     pub cancelling: u32,
     /// The read pool on the standby, if there is one.
     pub read_pool: Option<u32>,
@@ -52,11 +54,15 @@ pub const CANCELLING_CONNECTIONS: u32 = crate::abandon::CANCELLING_CONNECTIONS;
 /// The connections that listen (`LISTEN`) on the primary, each on its own.
 pub const LISTENING_CONNECTIONS: u32 = 1;
 
+/// The connections the event feed reads on, outside the pool (see `events`).
+pub const FOLLOWING_CONNECTIONS: u32 = 1;
+
 impl ConnectionBudget {
     pub fn new(pool: &PoolSettings, read_pool: Option<&PoolSettings>) -> ConnectionBudget {
         ConnectionBudget {
             pool: pool.max_connections,
             listeners: LISTENING_CONNECTIONS,
+            followers: FOLLOWING_CONNECTIONS,
             cancelling: CANCELLING_CONNECTIONS,
             read_pool: read_pool.map(|read_pool| read_pool.max_connections),
         }
@@ -64,7 +70,7 @@ impl ConnectionBudget {
 
     /// The most this process holds on the primary at once.
     pub fn on_primary(&self) -> u32 {
-        self.pool + self.listeners + self.cancelling
+        self.pool + self.listeners + self.followers + self.cancelling
     }
 
     /// The most this process holds on the standby at once (0 without one).

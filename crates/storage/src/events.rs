@@ -20,8 +20,8 @@ use sea_orm::sea_query::{
     WithClause,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Iterable,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 use tokio::sync::watch;
 
@@ -77,6 +77,14 @@ pub fn decode_cursor(text: &str) -> std::result::Result<i64, appeals_core::Inval
 }
 
 impl Store {
+    /// The events after `after`, at most `limit`, read on a connection of the
+    /// followers' own, outside the pool, so that a server's feed never waits
+    /// behind its requests for a connection (see [`Store::events_after`]).
+    pub async fn next_events(&self, after: i64, limit: u64) -> Result<Vec<FollowedEvent>> {
+        let follower = self.follower();
+        events_after_on(&follower, after, None, limit).await
+    }
+
     /// The position of the last event committed; 0 when there is none.
     pub async fn last_event_position(&self) -> Result<i64> {
         let last = appeal_event::Entity::find()
@@ -98,6 +106,30 @@ impl Store {
         municipality: Option<MunicipalityId>,
         limit: u64,
     ) -> Result<Vec<FollowedEvent>> {
+        events_after_on(self.db(), after, municipality, limit).await
+    }
+
+    /// Changes every time events may have been committed, by this store or (on
+    /// PostgreSQL) any other on the same database.
+    pub fn follow_events(&self) -> watch::Receiver<u64> {
+        self.listen();
+        self.announcements().follow_events()
+    }
+
+    /// Wakes this store's followers after a commit that stored events.
+    pub(crate) fn events_committed(&self) {
+        self.announcements().events_committed();
+    }
+}
+
+/// [`Store::events_after`] on `db`.
+async fn events_after_on(
+    db: &DatabaseConnection,
+    after: i64,
+    municipality: Option<MunicipalityId>,
+    limit: u64,
+) -> Result<Vec<FollowedEvent>> {
+    {
         let mut query = appeal_event::Entity::find()
             .filter(appeal_event::Column::Position.gt(after))
             .order_by_asc(appeal_event::Column::Position)
@@ -118,10 +150,10 @@ impl Store {
             ));
         }
         let events: Vec<StoredEvent> =
-            query.all(self.db()).await?.into_iter().map(StoredEvent::try_from).collect::<Result<_>>()?;
+            query.all(db).await?.into_iter().map(StoredEvent::try_from).collect::<Result<_>>()?;
         let municipalities = match municipality {
             Some(only) => events.iter().map(|event| (event.event.appeal_id, only)).collect(),
-            None => self.municipalities_of(events.iter().map(|event| event.event.appeal_id)).await?,
+            None => municipalities_of(db, events.iter().map(|event| event.event.appeal_id)).await?,
         };
         events
             .into_iter()
@@ -133,23 +165,13 @@ impl Store {
             })
             .collect()
     }
+}
 
-    /// Changes every time events may have been committed, by this store or (on
-    /// PostgreSQL) any other on the same database.
-    pub fn follow_events(&self) -> watch::Receiver<u64> {
-        self.listen();
-        self.announcements().follow_events()
-    }
-
-    /// Wakes this store's followers after a commit that stored events.
-    pub(crate) fn events_committed(&self) {
-        self.announcements().events_committed();
-    }
-
-    async fn municipalities_of(
-        &self,
-        appeals: impl Iterator<Item = AppealId>,
-    ) -> Result<std::collections::HashMap<AppealId, MunicipalityId>> {
+async fn municipalities_of(
+    db: &DatabaseConnection,
+    appeals: impl Iterator<Item = AppealId>,
+) -> Result<std::collections::HashMap<AppealId, MunicipalityId>> {
+    {
         let mut ids: Vec<Uuid> = appeals.map(|id| id.as_uuid()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -161,9 +183,33 @@ impl Store {
             .columns([appeal::Column::Id, appeal::Column::MunicipalityId])
             .filter(appeal::Column::Id.is_in(ids))
             .into_tuple::<(Uuid, Uuid)>()
-            .all(self.db())
+            .all(db)
             .await?;
         Ok(rows.into_iter().map(|(id, municipality)| (AppealId::from_uuid(id), municipality.into())).collect())
+    }
+}
+
+/// A pool of [`crate::database::FOLLOWING_CONNECTIONS`] connection to the
+/// database `db` serves, opened when first used, for the followers alone.
+pub(crate) fn follower_connection(db: &DatabaseConnection) -> DatabaseConnection {
+    use crate::database::FOLLOWING_CONNECTIONS;
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let options = db.get_postgres_connection_pool().connect_options().as_ref().clone();
+            let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
+                .max_connections(FOLLOWING_CONNECTIONS)
+                .min_connections(0)
+                .connect_lazy_with(options);
+            sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        }
+        _ => {
+            let options = db.get_sqlite_connection_pool().connect_options().as_ref().clone();
+            let pool = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(FOLLOWING_CONNECTIONS)
+                .min_connections(0)
+                .connect_lazy_with(options);
+            sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+        }
     }
 }
 

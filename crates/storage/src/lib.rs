@@ -101,6 +101,8 @@ pub struct Store {
     lookups: Arc<lookups::Lookups>,
     /// Events committed and users revoked, by this store or any other.
     announcements: Arc<announcements::Announcements>,
+    /// The event feed's own connection, opened when first used (see `events`).
+    follower: Arc<std::sync::OnceLock<DatabaseConnection>>,
     /// The pool on a hot standby that lists, searches and dashboards are read
     /// from, if the server has one (see [`standby`]).
     reader: Option<Arc<standby::Reader>>,
@@ -135,6 +137,7 @@ impl Store {
             outbox_signal: Arc::new(Notify::new()),
             lookups,
             announcements: Arc::new(announcements::Announcements::new()),
+            follower: Arc::default(),
             reader: None,
         }
     }
@@ -215,6 +218,9 @@ impl Store {
         if let Some(reader) = self.close_standby() {
             reader.close().await.map_err(StorageError::from)?;
         }
+        if let Some(follower) = self.follower.get() {
+            follower.clone().close().await.map_err(StorageError::from)?;
+        }
         self.db.close().await.map_err(StorageError::from)
     }
 
@@ -231,6 +237,17 @@ impl Store {
     pub(crate) fn user_lookups(&self) -> &lookups::Lookups {
         self.listen();
         &self.lookups
+    }
+
+    /// The event feed's own connection, opened the first time it is asked for.
+    pub(crate) fn follower(&self) -> DatabaseConnection {
+        self.follower
+            .get_or_init(|| {
+                let mut follower = events::follower_connection(&self.db);
+                observe_statements(&mut follower, Arc::clone(&self.statements));
+                follower
+            })
+            .clone()
     }
 
     pub(crate) fn announcements(&self) -> &announcements::Announcements {
