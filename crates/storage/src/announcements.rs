@@ -89,6 +89,8 @@ pub(crate) fn listen(pool: sea_orm::sqlx::PgPool, lookups: Weak<Lookups>, announ
     tokio::spawn(async move {
         let closed = pool.close_event();
         tokio::pin!(closed);
+        // Before the first connection no user was kept, so nothing was missed.
+        let mut reconnecting = false;
         loop {
             let listening = async {
                 let mut listener = PgListener::connect_with(&own).await?;
@@ -111,7 +113,10 @@ pub(crate) fn listen(pool: sea_orm::sqlx::PgPool, lookups: Weak<Lookups>, announ
             // Whatever was committed or revoked while nobody listened is
             // looked at now.
             heard.events_committed();
-            heard.revoked(Revocation::MayHaveMissed);
+            if reconnecting {
+                heard.revoked(Revocation::MayHaveMissed);
+            }
+            reconnecting = true;
             drop((users, heard));
             loop {
                 let notification = tokio::select! {
