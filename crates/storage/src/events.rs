@@ -129,64 +129,60 @@ async fn events_after_on(
     municipality: Option<MunicipalityId>,
     limit: u64,
 ) -> Result<Vec<FollowedEvent>> {
-    {
-        let mut query = appeal_event::Entity::find()
-            .filter(appeal_event::Column::Position.gt(after))
-            .order_by_asc(appeal_event::Column::Position)
-            .limit(limit.clamp(1, MAX_PAGE));
-        if let Some(municipality) = municipality {
-            // Tested event by event as the positions are walked, through the
-            // appeal's primary key.
-            query = query.filter(Expr::exists(
-                Query::select()
-                    .expr(Expr::val(1))
-                    .from(appeal::Entity)
-                    .and_where(
-                        Expr::col((appeal::Entity, appeal::Column::Id))
-                            .equals((appeal_event::Entity, appeal_event::Column::AppealId)),
-                    )
-                    .and_where(Expr::col((appeal::Entity, appeal::Column::MunicipalityId)).eq(municipality.as_uuid()))
-                    .to_owned(),
-            ));
-        }
-        let events: Vec<StoredEvent> =
-            query.all(db).await?.into_iter().map(StoredEvent::try_from).collect::<Result<_>>()?;
-        let municipalities = match municipality {
-            Some(only) => events.iter().map(|event| (event.event.appeal_id, only)).collect(),
-            None => municipalities_of(db, events.iter().map(|event| event.event.appeal_id)).await?,
-        };
-        events
-            .into_iter()
-            .map(|event| {
-                let municipality_id = *municipalities
-                    .get(&event.event.appeal_id)
-                    .ok_or_else(|| StorageError::Corrupt(format!("event {} belongs to no appeal", event.id)))?;
-                Ok(FollowedEvent { municipality_id, event })
-            })
-            .collect()
+    let mut query = appeal_event::Entity::find()
+        .filter(appeal_event::Column::Position.gt(after))
+        .order_by_asc(appeal_event::Column::Position)
+        .limit(limit.clamp(1, MAX_PAGE));
+    if let Some(municipality) = municipality {
+        // Tested event by event as the positions are walked, through the
+        // appeal's primary key.
+        query = query.filter(Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(appeal::Entity)
+                .and_where(
+                    Expr::col((appeal::Entity, appeal::Column::Id))
+                        .equals((appeal_event::Entity, appeal_event::Column::AppealId)),
+                )
+                .and_where(Expr::col((appeal::Entity, appeal::Column::MunicipalityId)).eq(municipality.as_uuid()))
+                .to_owned(),
+        ));
     }
+    let events: Vec<StoredEvent> =
+        query.all(db).await?.into_iter().map(StoredEvent::try_from).collect::<Result<_>>()?;
+    let municipalities = match municipality {
+        Some(only) => events.iter().map(|event| (event.event.appeal_id, only)).collect(),
+        None => municipalities_of(db, events.iter().map(|event| event.event.appeal_id)).await?,
+    };
+    events
+        .into_iter()
+        .map(|event| {
+            let municipality_id = *municipalities
+                .get(&event.event.appeal_id)
+                .ok_or_else(|| StorageError::Corrupt(format!("event {} belongs to no appeal", event.id)))?;
+            Ok(FollowedEvent { municipality_id, event })
+        })
+        .collect()
 }
 
 async fn municipalities_of(
     db: &DatabaseConnection,
     appeals: impl Iterator<Item = AppealId>,
 ) -> Result<std::collections::HashMap<AppealId, MunicipalityId>> {
-    {
-        let mut ids: Vec<Uuid> = appeals.map(|id| id.as_uuid()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let rows = appeal::Entity::find()
-            .select_only()
-            .columns([appeal::Column::Id, appeal::Column::MunicipalityId])
-            .filter(appeal::Column::Id.is_in(ids))
-            .into_tuple::<(Uuid, Uuid)>()
-            .all(db)
-            .await?;
-        Ok(rows.into_iter().map(|(id, municipality)| (AppealId::from_uuid(id), municipality.into())).collect())
+    let mut ids: Vec<Uuid> = appeals.map(|id| id.as_uuid()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
     }
+    let rows = appeal::Entity::find()
+        .select_only()
+        .columns([appeal::Column::Id, appeal::Column::MunicipalityId])
+        .filter(appeal::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, Uuid)>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, municipality)| (AppealId::from_uuid(id), municipality.into())).collect())
 }
 
 /// A pool of [`crate::database::FOLLOWING_CONNECTIONS`] connection to the

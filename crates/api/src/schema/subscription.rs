@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use appeals_core::text::MunicipalityCode;
 use appeals_core::{MunicipalityId, Operation, Scope, UserId};
-use appeals_storage::events::{decode_cursor, encode_cursor};
+use appeals_storage::events::decode_cursor;
 use appeals_storage::{FollowedEvent, Revocation};
 use async_graphql::{Context, Subscription};
 use futures_util::Stream;
@@ -214,9 +214,4 @@ async fn next_event(mut listener: Listener) -> Option<(ApiResult<AppealEventNode
             },
         }
     }
-}
-
-/// The cursor of an event, for [`AppealEventNode`].
-pub fn cursor_of(position: i64) -> String {
-    encode_cursor(position)
 }

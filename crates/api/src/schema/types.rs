@@ -325,7 +325,7 @@ impl AppealEventNode {
     /// Where the event stands among every event committed: pass the `cursor` of
     /// the last event seen as `appealEvents(after:)` to replay what came after.
     async fn cursor(&self) -> String {
-        crate::schema::subscription::cursor_of(self.0.position)
+        appeals_storage::events::encode_cursor(self.0.position)
     }
 
     async fn kind(&self) -> EventKind {
