@@ -28,7 +28,7 @@ use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::delivery::{DeliverySettings, Worker};
 use crate::exit::Failure;
-use crate::graphiql;
+use crate::{console, graphiql};
 use crate::graphql_http::{self, GraphqlState};
 use crate::hooks::{self, HookState};
 use crate::notifications::EventFeed;
@@ -229,6 +229,8 @@ fn router(state: GraphqlState, hooks: HookState, config: &ServerConfig) -> Route
         .route("/graphql", get(graphql_http::get).post(graphql_http::post))
         .with_state(state)
         .merge(hooks::routes(hooks))
+        .route("/", get(console::page))
+        .route("/console/{file}", get(console::file))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(store))

@@ -14,9 +14,13 @@
 //! code under the same URL, so a browser revalidates them. The page's
 //! Content-Security-Policy lets it load and connect to nothing but this origin.
 
+use std::sync::LazyLock;
+
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use crate::static_files::{CSS, Caching, HTML, JAVASCRIPT, StaticFile, serve};
 
 /// Where the page may load from and connect to: this origin only (`'self'`
 /// covers `ws:` and `wss:` to it as well), fonts also from the `data:` URLs
@@ -27,17 +31,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self' 'unsafe-inline'; font-src 'self' data:; img-src 'self'; connect-src 'self'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// A year, never revalidated: a vendored file's URL changes with its version.
-const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
-
-/// Revalidated on every use: ours, and changes under the same URL.
-const CACHE_REVALIDATE: &str = "no-cache";
-
-const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
-
-const CSS: &str = "text/css; charset=utf-8";
-
-/// The page. It refers to each of [`ASSETS`] by its name under `/graphiql/`.
+/// The page. It refers to each of [`FILES`] by its name under `/graphiql/`.
 const PAGE: &str = r#"<!DOCTYPE html>
 <html lang="en">
   <head>
@@ -61,75 +55,54 @@ const PAGE: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// A file served under `/graphiql/`.
-struct Asset {
-    /// The last segment of its URL.
-    name: &'static str,
-    content_type: &'static str,
-    cache_control: &'static str,
-    body: &'static [u8],
-}
+static PAGE_FILE: LazyLock<StaticFile> =
+    LazyLock::new(|| StaticFile::new("graphql", HTML, Caching::Revalidate, PAGE.as_bytes()));
 
-const ASSETS: [Asset; 5] = [
-    Asset {
-        name: "react-18.3.1.production.min.js",
-        content_type: JAVASCRIPT,
-        cache_control: CACHE_FOREVER,
-        body: include_bytes!("../assets/graphiql/react-18.3.1/react.production.min.js"),
-    },
-    Asset {
-        name: "react-dom-18.3.1.production.min.js",
-        content_type: JAVASCRIPT,
-        cache_control: CACHE_FOREVER,
-        body: include_bytes!("../assets/graphiql/react-dom-18.3.1/react-dom.production.min.js"),
-    },
-    Asset {
-        name: "graphiql-4.1.2.min.js",
-        content_type: JAVASCRIPT,
-        cache_control: CACHE_FOREVER,
-        body: include_bytes!("../assets/graphiql/graphiql-4.1.2/graphiql.min.js"),
-    },
-    Asset {
-        name: "graphiql-4.1.2.min.css",
-        content_type: CSS,
-        cache_control: CACHE_FOREVER,
-        body: include_bytes!("../assets/graphiql/graphiql-4.1.2/graphiql.min.css"),
-    },
-    Asset {
-        name: "boot.js",
-        content_type: JAVASCRIPT,
-        cache_control: CACHE_REVALIDATE,
-        body: include_bytes!("../assets/graphiql/boot.js"),
-    },
-];
+/// The files served under `/graphiql/`.
+static FILES: LazyLock<[StaticFile; 5]> = LazyLock::new(|| {
+    [
+        StaticFile::new(
+            "react-18.3.1.production.min.js",
+            JAVASCRIPT,
+            Caching::Forever,
+            include_bytes!("../assets/graphiql/react-18.3.1/react.production.min.js"),
+        ),
+        StaticFile::new(
+            "react-dom-18.3.1.production.min.js",
+            JAVASCRIPT,
+            Caching::Forever,
+            include_bytes!("../assets/graphiql/react-dom-18.3.1/react-dom.production.min.js"),
+        ),
+        StaticFile::new(
+            "graphiql-4.1.2.min.js",
+            JAVASCRIPT,
+            Caching::Forever,
+            include_bytes!("../assets/graphiql/graphiql-4.1.2/graphiql.min.js"),
+        ),
+        StaticFile::new(
+            "graphiql-4.1.2.min.css",
+            CSS,
+            Caching::Forever,
+            include_bytes!("../assets/graphiql/graphiql-4.1.2/graphiql.min.css"),
+        ),
+        StaticFile::new("boot.js", JAVASCRIPT, Caching::Revalidate, include_bytes!("../assets/graphiql/boot.js")),
+    ]
+});
 
 /// The GraphiQL page, with its Content-Security-Policy.
-pub fn page() -> Response {
-    let headers = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        (header::CACHE_CONTROL, CACHE_REVALIDATE),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    (headers, Html(PAGE)).into_response()
+pub fn page(request: &HeaderMap) -> Response {
+    PAGE_FILE.respond(request, Some(CONTENT_SECURITY_POLICY))
 }
 
 /// `GET /graphiql/{file}`: one of the page's files, or 404.
-pub async fn asset(Path(file): Path<String>) -> Response {
-    let Some(asset) = ASSETS.iter().find(|asset| asset.name == file) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let headers = [
-        (header::CONTENT_TYPE, asset.content_type),
-        (header::CACHE_CONTROL, asset.cache_control),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    (headers, asset.body).into_response()
+pub async fn asset(Path(file): Path<String>, request: HeaderMap) -> Response {
+    serve(&*FILES, &file, &request)
 }
 
 #[cfg(test)]
 mod tests {
     use axum::body::to_bytes;
-    use axum::http::HeaderName;
+    use axum::http::{HeaderName, StatusCode, header};
 
     use super::*;
 
@@ -153,7 +126,7 @@ mod tests {
     #[test]
     fn the_page_refers_only_to_files_under_graphiql_on_its_own_origin() {
         let urls = referenced_urls();
-        assert_eq!(urls.len(), ASSETS.len(), "the page's URLs: {urls:?}");
+        assert_eq!(urls.len(), FILES.len(), "the page's URLs: {urls:?}");
         for url in urls {
             assert!(url.starts_with("/graphiql/") && !url.contains("//"), "{url} is not a local /graphiql/ file");
         }
@@ -164,7 +137,7 @@ mod tests {
     async fn every_file_the_page_refers_to_is_served_with_its_content_type() {
         for url in referenced_urls() {
             let name = url.trim_start_matches("/graphiql/");
-            let response = asset(Path(name.to_owned())).await;
+            let response = asset(Path(name.to_owned()), HeaderMap::new()).await;
             assert_eq!(response.status(), StatusCode::OK, "{url}");
             let expected = if name.ends_with(".css") { CSS } else { JAVASCRIPT };
             assert_eq!(header_value(&response, &header::CONTENT_TYPE), expected, "{url}");
@@ -174,27 +147,26 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_file_with_a_version_in_its_name_is_cached_for_good_and_any_other_is_revalidated() {
-        for asset in &ASSETS {
-            let response = super::asset(Path(asset.name.to_owned())).await;
-            let versioned = asset.name.contains(|character: char| character.is_ascii_digit());
-            let expected = if versioned { CACHE_FOREVER } else { CACHE_REVALIDATE };
-            assert_eq!(header_value(&response, &header::CACHE_CONTROL), expected, "{}", asset.name);
+    #[test]
+    fn a_file_with_a_version_in_its_name_is_cached_for_good_and_any_other_is_revalidated() {
+        for file in FILES.iter() {
+            let versioned = file.name.contains(|character: char| character.is_ascii_digit());
+            let expected = if versioned { Caching::Forever } else { Caching::Revalidate };
+            assert_eq!(file.caching, expected, "{}", file.name);
         }
     }
 
     #[tokio::test]
     async fn any_other_file_is_not_found() {
         for name in ["index.html", "graphiql.min.js", "graphiql-4.1.2.min.js.map", "../Cargo.toml", ""] {
-            let response = asset(Path(name.to_owned())).await;
+            let response = asset(Path(name.to_owned()), HeaderMap::new()).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "/graphiql/{name}");
         }
     }
 
     #[test]
     fn the_page_may_load_from_its_own_origin_only_and_run_no_inline_script() {
-        let response = page();
+        let response = page(&HeaderMap::new());
         assert_eq!(header_value(&response, &header::CONTENT_TYPE), "text/html; charset=utf-8");
         let policy = header_value(&response, &header::CONTENT_SECURITY_POLICY);
         assert!(policy.starts_with("default-src 'none';"), "{policy}");

@@ -8,7 +8,9 @@
 //! - [`app`]: the server's routes and middleware, from start to shutdown.
 //! - [`connections`]: accepting connections, with limits and timeouts.
 //! - [`graphql_http`]: `/graphql` over HTTP.
+//! - [`console`]: the web console at `/`, served from the binary.
 //! - [`graphiql`]: the GraphiQL page and its files, served from the binary.
+//! - [`static_files`]: how both serve their files (caching, `ETag`, policy).
 //! - [`websocket`]: `/graphql` over WebSocket, each operation a request of its own.
 //! - [`hooks`]: the Telegram, VK and MAX webhooks.
 //! - [`delivery`]: the worker that sends replies to residents.
@@ -35,6 +37,7 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod delivery;
 pub mod error;
 pub mod exit;
@@ -47,6 +50,7 @@ pub mod persisted;
 pub mod rate_limit;
 pub mod response_order;
 pub mod schema;
+pub mod static_files;
 pub mod telemetry;
 pub mod traces;
 pub mod websocket;

@@ -113,11 +113,10 @@ pub fn read_documents(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, Strin
                 // A fragment alone is no executable document: it is parsed with
                 // each document that uses it.
                 let text = read_document(&file)?;
-                let name = match text.split_whitespace().collect::<Vec<_>>()[..] {
-                    ["fragment", name, "on", ..] => name.to_owned(),
-                    _ => return Err(format!("{} does not start `fragment Name on Type`", file.display())),
+                let Some(name) = fragment_name(&text) else {
+                    return Err(format!("{} does not start `fragment Name on Type`", file.display()));
                 };
-                shared.insert(name, text);
+                shared.insert(name.to_owned(), text);
             }
         }
     }
@@ -141,6 +140,24 @@ fn graphql_files(folder: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// `document` as [`read_documents`] makes it of a file, given the text of every
+/// shared fragment: for documents the binary carries, such as its console's.
+pub fn with_fragments(document: &str, fragments: &[&str]) -> String {
+    let shared = fragments
+        .iter()
+        .filter_map(|fragment| Some((fragment_name(fragment)?.to_owned(), (*fragment).to_owned())))
+        .collect();
+    with_shared_fragments(document.to_owned(), &shared)
+}
+
+/// The name of the fragment that `text` defines: `fragment Name on Type …`.
+fn fragment_name(text: &str) -> Option<&str> {
+    match text.split_whitespace().collect::<Vec<_>>()[..] {
+        ["fragment", name, "on", ..] => Some(name),
+        _ => None,
+    }
 }
 
 fn read_document(path: &Path) -> Result<String, String> {

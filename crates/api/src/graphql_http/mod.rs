@@ -114,7 +114,7 @@ pub async fn get(
     let headers = request.headers();
     let query_string = request.uri().query().unwrap_or_default();
     if query_string.is_empty() && negotiation::wants_html(headers) {
-        return graphiql::page();
+        return graphiql::page(headers);
     }
     let Some(media) = negotiation::negotiate(headers) else { return not_acceptable() };
     if query_string.len() > state.body_limit {
