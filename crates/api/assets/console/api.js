@@ -96,10 +96,11 @@ function socket() {
     url,
     connectionParams: () => ({ Authorization: `Bearer ${session.token}` }),
     lazy: true,
+    // Kept open for a moment after the last subscription ends, so that moving
+    // from one page to the next does not reconnect.
+    lazyCloseTimeout: 5000,
     retryAttempts: 1000,
-    // The server closes with 4403 when it refuses the token or revokes its user:
-    // retrying would not help.
-    shouldRetry: (event) => event?.code !== 4403,
+    shouldRetry: () => session.token !== null,
     on: {
       connected: () => {
         const reconnected = everConnected;
@@ -108,9 +109,10 @@ function socket() {
       },
       closed: (event) => {
         for (const listener of connectionListeners) listener(false, false);
-        if (event?.code === 4403 && session.me) {
-          onSignedOut('Сеанс завершён: ваш токен отозван. Войдите снова с действующим токеном.');
-        }
+        // 4403 is the server refusing the socket: its user revoked or its token
+        // unknown, or a limit reached (too many sockets, too many requests).
+        // Asking over HTTP tells them apart: a refused token signs out there.
+        if (event?.code === 4403 && session.me) request('Me').catch(() => {});
       },
     },
   });
@@ -135,8 +137,13 @@ export function subscribeToEvents(municipalityCode, onEvent) {
     {
       next: (message) => {
         if (message.data?.appealEvents) onEvent(message.data.appealEvents);
+        if (message.errors?.some((error) => error.extensions?.code === 'UNAUTHENTICATED')) request('Me').catch(() => {});
       },
-      error: () => {},
+      // The stream ends with UNAUTHENTICATED when the user is revoked; asking
+      // over HTTP confirms it and signs out.
+      error: (errors) => {
+        if (Array.isArray(errors) && session.me) request('Me').catch(() => {});
+      },
       complete: () => {},
     },
   );
