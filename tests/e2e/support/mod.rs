@@ -8,8 +8,10 @@
 //! binary's log is printed when it stops. Without it the output stays quiet,
 //! except that a binary's log is printed when its test panics. [`collector`] is
 //! an OpenTelemetry collector for the tracing tests, [`platforms`] the
-//! Telegram, VK and MAX APIs for the channel tests.
+//! Telegram, VK and MAX APIs for the channel tests, [`browser`] headless
+//! Chromium for the tests of pages.
 
+pub mod browser;
 pub mod collector;
 pub mod platforms;
 pub mod process;
