@@ -20,6 +20,7 @@ mod channel_crash;
 mod channels;
 mod cli;
 mod concurrency;
+mod console;
 mod corpus;
 mod crash;
 mod graphql_http;

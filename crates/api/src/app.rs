@@ -28,7 +28,6 @@ use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::delivery::{DeliverySettings, Worker};
 use crate::exit::Failure;
-use crate::{console, graphiql};
 use crate::graphql_http::{self, GraphqlState};
 use crate::hooks::{self, HookState};
 use crate::notifications::EventFeed;
@@ -38,6 +37,7 @@ use crate::schema;
 use crate::telemetry;
 use crate::traces;
 use crate::websocket::Sockets;
+use crate::{console, graphiql};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -57,10 +57,8 @@ const FRAGMENTS: [&str; 3] = [
 /// `documents.js`: a module whose default export maps each operation's name to
 /// its document, fragments included.
 fn documents_module() -> String {
-    let documents: serde_json::Map<String, serde_json::Value> = DOCUMENTS
-        .iter()
-        .map(|(name, text)| ((*name).to_owned(), with_fragments(text, &FRAGMENTS).into()))
-        .collect();
+    let documents: serde_json::Map<String, serde_json::Value> =
+        DOCUMENTS.iter().map(|(name, text)| ((*name).to_owned(), with_fragments(text, &FRAGMENTS).into())).collect();
     let json = serde_json::to_string_pretty(&documents).unwrap_or_default();
     format!("// The console's GraphQL documents, made by the server from documents/.\nexport default {json};\n")
 }
@@ -125,10 +123,12 @@ mod tests {
     /// Every `/console/…` file that the page or a module names.
     fn referenced_files() -> BTreeSet<String> {
         let mut names = BTreeSet::new();
-        let texts = std::iter::once(page_text())
-            .chain(FILES.iter().filter(|file| file.content_type == JAVASCRIPT && !file.name.contains("min.js")).map(
-                |file| std::str::from_utf8(file.body).expect("our modules are UTF-8"),
-            ));
+        let texts = std::iter::once(page_text()).chain(
+            FILES
+                .iter()
+                .filter(|file| file.content_type == JAVASCRIPT && !file.name.contains("min.js"))
+                .map(|file| std::str::from_utf8(file.body).expect("our modules are UTF-8")),
+        );
         for text in texts {
             for quote in ['"', '\''] {
                 for piece in text.split(quote) {
@@ -153,7 +153,9 @@ mod tests {
 
     #[test]
     fn our_modules_name_no_other_host() {
-        for file in FILES.iter().filter(|file| [JAVASCRIPT, CSS].contains(&file.content_type) && !file.name.contains("min.js")) {
+        for file in
+            FILES.iter().filter(|file| [JAVASCRIPT, CSS].contains(&file.content_type) && !file.name.contains("min.js"))
+        {
             let text = std::str::from_utf8(file.body).expect("our files are UTF-8");
             assert!(!text.contains("http://") && !text.contains("https://"), "{} names another host", file.name);
         }
@@ -165,11 +167,8 @@ mod tests {
     #[test]
     fn every_console_document_is_the_manifests_own() {
         let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../documents");
-        let manifest: BTreeSet<String> = read_documents(&[folder])
-            .expect("documents/ reads")
-            .into_iter()
-            .map(|(_, document)| document)
-            .collect();
+        let manifest: BTreeSet<String> =
+            read_documents(&[folder]).expect("documents/ reads").into_iter().map(|(_, document)| document).collect();
         for (name, text) in DOCUMENTS {
             assert!(manifest.contains(&with_fragments(text, &FRAGMENTS)), "the console's {name} is not in documents/");
             assert!(text.contains(&format!(" {name}(")) || text.contains(&format!(" {name} {{")), "{name}");

@@ -151,12 +151,13 @@ impl Browser {
         result.unwrap_or_else(|error| panic!("loading {url}: {error}"));
     }
 
-    /// Makes the page's CSS viewport exactly `width`×`height` (no touch, no
-    /// mobile viewport rules), for this page and the next ones. The window's size
+    /// Makes the page's CSS viewport exactly `width`×`height` as a phone has it
+    /// (the page's `viewport` meta tag applies, and scrollbars overlay the page
+    /// instead of taking its width; no touch), for this page and the next ones. The window's size
     /// would not do: headless Chromium takes 143 px of the window's height for a
     /// browser frame it does not draw, and reports no window narrower than 500 px.
     pub async fn set_viewport(&self, width: u32, height: u32) {
-        let params = json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false });
+        let params = json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": true });
         let command = json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": params });
         let result = self.chromedriver("goog/cdp/execute", command).await;
         result.unwrap_or_else(|error| panic!("a {width}×{height} viewport: {error}"));
@@ -167,6 +168,12 @@ impl Browser {
     pub async fn wait_for(&self, css: &str) -> Element {
         self.wait_until(&format!("an element to match `{css}`"), async || self.displayed(css).await.into_iter().next())
             .await
+    }
+
+    /// As [`Browser::wait_for`], for at most `limit`: for what must happen in time.
+    pub async fn wait_for_within(&self, css: &str, limit: Duration) -> Element {
+        let what = format!("an element to match `{css}`");
+        self.wait_within(limit, &what, async || self.displayed(css).await.into_iter().next()).await
     }
 
     /// Waits until a displayed element that matches `css` shows `text`.
@@ -235,11 +242,16 @@ impl Browser {
         result.unwrap_or_else(|error| panic!("running {js:?}: {error}"))
     }
 
-    /// Saves what the viewport shows as `target/screenshots/<name>.png` under the
-    /// workspace, where CI keeps it, and returns its path.
+    /// Saves the whole page, as tall as it is, as `target/screenshots/<name>.png`
+    /// under the workspace, where CI keeps it, and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let result = self.bounded(self.client.screenshot()).await;
-        let png = result.unwrap_or_else(|error| panic!("a screenshot: {error}"));
+        use base64::Engine as _;
+        let params = json!({ "format": "png", "captureBeyondViewport": true });
+        let command = json!({ "cmd": "Page.captureScreenshot", "params": params });
+        let result = self.chromedriver("goog/cdp/execute", command).await;
+        let answer = result.unwrap_or_else(|error| panic!("a screenshot: {error}"));
+        let encoded = answer["data"].as_str().unwrap_or_else(|| panic!("a screenshot: {answer}"));
+        let png = base64::engine::general_purpose::STANDARD.decode(encoded).expect("a screenshot is base64");
         let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screenshots");
         std::fs::create_dir_all(&directory).expect("the screenshots' directory");
         let path = directory.join(format!("{name}.png"));
@@ -285,7 +297,12 @@ impl Browser {
 
     /// Calls `probe` until it returns something, for at most [`WAIT`]; then
     /// panics with `what` it waited for and the state of the page.
-    async fn wait_until<T>(&self, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    async fn wait_until<T>(&self, what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+        self.wait_within(WAIT, what, probe).await
+    }
+
+    /// As [`Browser::wait_until`], for at most `limit`.
+    async fn wait_within<T>(&self, limit: Duration, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
         let waiting = async {
             loop {
                 if let Some(found) = probe().await {
@@ -294,9 +311,9 @@ impl Browser {
                 tokio::time::sleep(POLL).await;
             }
         };
-        match tokio::time::timeout(WAIT, waiting).await {
+        match tokio::time::timeout(limit, waiting).await {
             Ok(found) => found,
-            Err(_) => panic!("waited {WAIT:?} for {what}\n{}", self.describe_page().await),
+            Err(_) => panic!("waited {limit:?} for {what}\n{}", self.describe_page().await),
         }
     }
 

@@ -120,7 +120,8 @@ function socket() {
 }
 
 function closeSocket() {
-  client?.dispose();
+  // Disposing of a socket that never connected rejects; there is nothing to close then.
+  client?.dispose().catch(() => {});
   client = null;
 }
 

@@ -23,6 +23,11 @@ const COLUMNS = [
 
 const COLOURS = { unread: '#c0392b', seen: '#e0a100', resolved: '#2e7d32', toSeen: '#1f4e8c', toResolve: '#7b4fa0' };
 
+/** Hours to a tenth, as the table shows them; null stays null (nothing to measure). */
+function tenths(hours) {
+  return hours === null ? null : Math.round(hours * 10) / 10;
+}
+
 /** The period's bounds as RFC 3339 instants (`to` exclusive), from the address. */
 function period(params) {
   const chosen = params.get('period') ?? (params.get('from') || params.get('to') ? 'custom' : '30');
@@ -182,11 +187,11 @@ function render(results, dashboard, params, sortBy) {
       data: {
         labels,
         datasets: [
-          { label: 'До прочтения', data: rows.map((row) => row.medianHoursToSeen), backgroundColor: COLOURS.toSeen },
-          { label: 'До решения', data: rows.map((row) => row.medianHoursToResolve), backgroundColor: COLOURS.toResolve },
+          { label: 'До прочтения', data: rows.map((row) => tenths(row.medianHoursToSeen)), backgroundColor: COLOURS.toSeen },
+          { label: 'До решения', data: rows.map((row) => tenths(row.medianHoursToResolve)), backgroundColor: COLOURS.toResolve },
         ],
       },
-      options: { ...common, scales: { x: { beginAtZero: true } } },
+      options: { ...common, scales: { x: { beginAtZero: true, ticks: { callback: (value) => formatNumber(value) } } } },
     }),
   ];
 }

@@ -37,8 +37,8 @@ let signInNotice = null;
 whenSignedOut((reason) => {
   signOut();
   signInNotice = reason;
-  go(['sign-in']);
-  render();
+  if (currentRoute().path[0] === 'sign-in') render();
+  else go(['sign-in']);
 });
 
 function sections() {
