@@ -527,3 +527,97 @@ async fn the_console_works_against_a_server_that_runs_only_trusted_documents(bac
     browser.wait_for_text("#appeal-notices", "прочитали").await;
     finish(browser).await;
 }
+
+/// Through the real router, without a browser: the console's page names only
+/// its own files, each served with the caching its URL calls for, and a browser
+/// that already holds a file gets `304 Not Modified` for it.
+#[tokio::test]
+async fn the_console_and_its_files_come_from_the_server_with_caching_headers() {
+    let app = crate::support::spawn_app(Backend::Sqlite).await.expect("SQLite needs no configuration");
+    let page = app.page("/").await;
+    assert_eq!(page.status(), 200, "GET /");
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned()
+    };
+    let policy = header(&page, "content-security-policy");
+    assert!(policy.starts_with("default-src 'none';") && policy.contains("connect-src 'self'"), "{policy}");
+    let html = page.text().await.expect("a page");
+    let files: Vec<&str> = html.split('"').filter(|value| value.starts_with("/console/")).collect();
+    assert_eq!(files.len(), 5, "the icon, the stylesheet, graphql-ws, Chart.js and main.js: {files:?}");
+    for file in files {
+        let response = app.get(file).await;
+        assert_eq!(response.status(), 200, "GET {file}");
+        let versioned = file.contains(|character: char| character.is_ascii_digit());
+        let caching = header(&response, "cache-control");
+        if versioned {
+            assert_eq!(caching, "public, max-age=31536000, immutable", "{file}");
+        } else {
+            assert_eq!(caching, "no-cache", "{file}");
+        }
+        let etag = header(&response, "etag");
+        let again = app.client.get(format!("{}{file}", app.address)).header("if-none-match", &etag).send().await;
+        assert_eq!(again.expect("an answer").status(), 304, "{file} revalidated with {etag}");
+    }
+    assert_eq!(app.get("/console/../Cargo.toml").await.status(), 404);
+    assert_eq!(app.get("/console/console.rs").await.status(), 404);
+}
+
+/// axe-core 4.14.1 (Deque, MPL-2.0; `data/axe-core-4.14.1/`, as npm's tarball
+/// has it), run inside the page: the WCAG 2 A and AA rules it can check, among
+/// them labels, names, contrast and the document's language.
+const AXE: &str = include_str!("data/axe-core-4.14.1/axe.min.js");
+
+/// What axe finds wrong with the page as it stands, one line a rule.
+async fn accessibility_violations(browser: &Browser) -> Vec<String> {
+    let script = format!(
+        "{AXE}\n const results = await axe.run(document, {{ runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }});\n\
+         return results.violations.map((rule) => `${{rule.id}} (${{rule.impact}}): ${{rule.help}}: ` +\n\
+           rule.nodes.slice(0, 5).map((node) => node.target.join(' ')).join(', '));"
+    );
+    let found = browser.eval(&script).await;
+    found.as_array().expect("a list").iter().map(|line| line.as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Every page of the console, at a desktop's width and a phone's, with nothing
+/// for axe to report: every control labelled, every text readable against its
+/// background, the language declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_the_accessibility_checks() {
+    let (app, url) = start(Backend::Sqlite).await.expect("SQLite needs no configuration");
+    let Some(browser) = Browser::start().await else { return };
+    let (intake, governor) = seed_region(&app, &url).await;
+    let head = app.token(Role::Head, Some("tomsk")).await;
+    let auditor = app.token(Role::Auditor, None).await;
+    let id =
+        app.submit(&intake, "tomsk", "Не вывозят мусор третью неделю").await["id"].as_str().expect("an id").to_owned();
+    let mut failures = Vec::new();
+    for (width, height) in [(1280, 900), (360, 740)] {
+        browser.set_viewport(width, height).await;
+        let mut check = async |page: &str, ready: &str| {
+            browser.wait_for(ready).await;
+            for violation in accessibility_violations(&browser).await {
+                failures.push(format!("{page} at {width} px: {violation}"));
+            }
+        };
+        browser.goto(&format!("{}/", app.address)).await;
+        check("sign-in", "#sign-in-form").await;
+        sign_in(&browser, &app, &head).await;
+        check("the inbox", "#appeal-list").await;
+        browser.goto(&format!("{}/#/appeal/{id}", app.address)).await;
+        check("an appeal", "#mark-seen").await;
+        browser.click("#actions details:has(#extend-form) summary").await;
+        check("an appeal's form", "#extend-form").await;
+        browser.goto(&format!("{}/#/new", app.address)).await;
+        check("a new appeal", "#intake-form").await;
+        browser.click("#sign-out").await;
+        sign_in(&browser, &app, &governor).await;
+        check("the dashboard", "#dashboard-table tbody tr").await;
+        browser.click("#sign-out").await;
+        sign_in(&browser, &app, &auditor).await;
+        browser.goto(&format!("{}/#/audit/{id}", app.address)).await;
+        check("the audit", "#audit-verdict").await;
+        browser.click("#sign-out").await;
+    }
+    assert!(failures.is_empty(), "axe found:\n{}", failures.join("\n"));
+    finish(browser).await;
+}

@@ -139,7 +139,7 @@ function render(results, dashboard, params, sortBy) {
       h('tbody', {}, rows.map((row) => h('tr', { 'data-code': row.municipality.code },
         h('th', { scope: 'row' }, row.municipality.name),
         COLUMNS.slice(1).map(([key, label]) => h('td', { 'data-key': key, 'data-label': label }, key === 'overdue' && row.overdue > 0
-          ? h('a', { href: overdueLink(row.municipality.code), 'aria-label': `Просроченные обращения: ${row.municipality.name}` },
+          ? h('a', { href: overdueLink(row.municipality.code), 'aria-label': `${formatNumber(row.overdue)}: просроченные обращения, ${row.municipality.name}` },
             formatNumber(row.overdue))
           : formatNumber(row[key]))))))));
   const statusCanvas = h('canvas', { id: 'chart-statuses', role: 'img',
