@@ -31,7 +31,7 @@ on_both_databases!(
 );
 
 pub const TELEGRAM_MESSAGE: &str = include_str!("../../crates/core/tests/data/channels/telegram_message.json");
-const TELEGRAM_PHOTO: &str = include_str!("../../crates/core/tests/data/channels/telegram_photo_caption.json");
+pub const TELEGRAM_PHOTO: &str = include_str!("../../crates/core/tests/data/channels/telegram_photo_caption.json");
 pub const VK_MESSAGE: &str = include_str!("../../crates/core/tests/data/channels/vk_message_new.json");
 const VK_PHOTO: &str = include_str!("../../crates/core/tests/data/channels/vk_message_new_photo.json");
 const VK_WALL_REPLY: &str = include_str!("../../crates/core/tests/data/channels/vk_wall_reply_new.json");
@@ -211,7 +211,7 @@ pub fn vk_message(peer_id: i64, conversation_message_id: i64, text: &str) -> Val
     update
 }
 
-fn example(text: &str) -> Value {
+pub fn example(text: &str) -> Value {
     serde_json::from_str(text).expect("a documented example")
 }
 

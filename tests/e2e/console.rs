@@ -13,7 +13,9 @@ use appeals_storage::testing::{Backend, on_both_databases};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
+use crate::channels::{Setup, TELEGRAM_PHOTO, example, telegram_message};
 use crate::support::browser::Browser;
+use crate::support::platforms::Scripted;
 use crate::support::{TestApp, spawn_app_with};
 
 on_both_databases!(
@@ -26,6 +28,7 @@ on_both_databases!(
     the_auditor_sees_a_verified_chain_and_a_broken_one,
     every_page_fits_a_phone_without_scrolling_sideways,
     the_console_works_against_a_server_that_runs_only_trusted_documents,
+    replies_show_their_delivery_a_failed_one_is_sent_again_and_attachments_are_listed,
 );
 
 const APPEAL: &str = "query($id: ID!) { appeal(id: $id) { status priority category tags version \
@@ -488,6 +491,40 @@ async fn every_page_fits_a_phone_without_scrolling_sideways(backend: Backend) {
     browser.goto(&format!("{}/#/audit/{id}", app.address)).await;
     browser.wait_for("#audit-verdict").await;
     fits(&browser, "the audit").await;
+    finish(browser).await;
+}
+
+async fn replies_show_their_delivery_a_failed_one_is_sent_again_and_attachments_are_listed(backend: Backend) {
+    let Some(setup) = Setup::start(backend).await else { return };
+    let Some(browser) = Browser::start().await else { return };
+    setup.configure("tomsk", "TELEGRAM", "SECRET").await;
+    let blocked = json!({ "ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user" });
+    setup.fake.script([Scripted::Answer { status: 403, body: blocked, retry_after: None }]);
+    let message = telegram_message(1, 801, 41, "Сломана скамейка в парке");
+    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &message).await.status(), 200);
+    let appeals = setup.settled(Duration::from_secs(15)).await;
+    assert_eq!(appeals[0]["replies"][0]["status"], "FAILED", "{}", appeals[0]);
+    let blocked_appeal = appeals[0]["id"].as_str().expect("an id").to_owned();
+
+    sign_in(&browser, &setup.app, &setup.assistant).await;
+    browser.goto(&format!("{}/#/appeal/{blocked_appeal}", setup.app.address)).await;
+    browser.wait_for_text("#replies", "Не доставлено").await;
+    let replies = browser.text("#replies").await;
+    assert!(replies.contains("О регистрации") && replies.contains("bot was blocked by the user"), "{replies}");
+    browser.click("#replies button.resend").await;
+    browser.wait_for_text("#appeal-notices", "снова поставлен в очередь").await;
+    assert_eq!(setup.fake.wait_for_delivered(1, Duration::from_secs(15)).await.len(), 1, "the resident got it");
+    setup.settled(Duration::from_secs(10)).await;
+    // Another address for the same appeal, so the page reads it again.
+    browser.goto(&format!("{}/#/appeal/{blocked_appeal}?again", setup.app.address)).await;
+    browser.wait_for_text("#replies", "Доставлено").await;
+    assert!(browser.texts("#replies button.resend").await.is_empty(), "a delivered reply is not sent again");
+
+    let photo = example(TELEGRAM_PHOTO);
+    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &photo).await.status(), 200);
+    let with_photo = setup.appeals(None).await.pop().expect("the appeal with a photo");
+    browser.goto(&format!("{}/#/appeal/{}", setup.app.address, with_photo["id"].as_str().expect("an id"))).await;
+    browser.wait_for_text("#attachments", "Фото").await;
     finish(browser).await;
 }
 

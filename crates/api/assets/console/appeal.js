@@ -138,7 +138,7 @@ function renderAppeal(appeal, run) {
     actions(appeal, can, run),
     appeal.attachments.length ? h('section', { class: 'card', 'aria-labelledby': 'attachments-title' },
       h('h2', { id: 'attachments-title' }, 'Вложения'),
-      h('ul', { class: 'plain' }, appeal.attachments.map((item) => h('li', {},
+      h('ul', { class: 'plain', id: 'attachments' }, appeal.attachments.map((item) => h('li', {},
         h('strong', {}, ATTACHMENT[item.kind] ?? item.kind), ': ',
         item.kind === 'LOCATION' ? `${item.latitude}, ${item.longitude}`
           : [item.fileName ?? item.platformType ?? 'файл', item.mimeType ? ` (${item.mimeType})` : ''],
@@ -273,7 +273,7 @@ function replies(appeal, can, run) {
       h('p', { class: 'reply-text' }, reply.text),
       reply.lastError ? h('p', { class: 'hint' }, `Платформа ответила: ${reply.lastError}`) : null,
       reply.status === 'FAILED' && can.resend
-        ? h('button', { type: 'button', onclick: (event) => run(event.currentTarget, 'ResendReply', { id: reply.id },
+        ? h('button', { type: 'button', class: 'resend', 'data-reply': reply.id, onclick: (event) => run(event.currentTarget, 'ResendReply', { id: reply.id },
           'Ответ снова поставлен в очередь.') }, 'Отправить ещё раз')
         : null))));
 }
