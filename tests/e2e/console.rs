@@ -338,6 +338,11 @@ async fn the_dashboard_shows_the_apis_numbers_and_leads_to_the_overdue_appeals(b
     browser.wait_for_text("#dashboard-table tbody tr:first-child th", "Город Томск").await;
     screenshot(&browser, backend, "dashboard").await;
 
+    let tomsk = rows.iter().find(|row| row["municipality"]["code"] == "tomsk").expect("Tomsk's row");
+    browser.click("#dashboard-table tr[data-code=tomsk] td[data-key=received] a").await;
+    browser.wait_for_text("#inbox-count", &format!("Найдено: {}", tomsk["received"])).await;
+    assert_eq!(browser.eval("return document.querySelector('#status').value").await, json!("RECEIVED"));
+    browser.goto(&format!("{}/#/dashboard?period=all", app.address)).await;
     browser.click("#dashboard-table tr[data-code=seversk] td[data-key=overdue] a").await;
     browser.wait_for("#appeal-list").await;
     browser.wait_for_text("#inbox-count", "Найдено: 2").await;
@@ -406,6 +411,12 @@ async fn a_new_appeal_appears_in_the_inbox_within_two_seconds(backend: Backend) 
     assert_eq!(browser.text("#inbox-count").await, "Найдено: 4");
     screenshot(&browser, backend, "inbox").await;
     println!("the new appeal was shown {} ms after it was submitted", shown.as_millis());
+
+    // A registration number, as a person copies it, opens that appeal.
+    let number = browser.text(&format!("#appeal-list li[data-id='{id}'] .appeal-number")).await;
+    browser.fill("#q", &number.to_lowercase()).await;
+    browser.click("#inbox-filters button[type=submit]").await;
+    browser.wait_for_text("#appeal-text", "Затопило подвал").await;
     finish(browser).await;
 }
 

@@ -30,6 +30,7 @@ export function signIn(token, me) {
 export function signOut() {
   session.token = null;
   session.me = null;
+  municipalityList = null;
   sessionStorage.removeItem(TOKEN_KEY);
   closeSocket();
 }
@@ -77,6 +78,18 @@ export async function request(operationName, variables = {}, token = session.tok
     throw new ApiError(code, error.message);
   }
   return body.data;
+}
+
+let municipalityList = null;
+
+/** Every municipality, in Russian alphabetical order, read once a session. */
+export async function municipalities() {
+  municipalityList ??= request('Municipalities').then(({ municipalities: list }) =>
+    [...list].sort((a, b) => a.name.localeCompare(b.name, 'ru')));
+  return municipalityList.catch((error) => {
+    municipalityList = null;
+    throw error;
+  });
 }
 
 let client = null;

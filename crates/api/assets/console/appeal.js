@@ -189,7 +189,9 @@ function actions(appeal, can, run) {
     });
     forms.push(action('Решить', form, true));
   } else if (appeal.status === 'RECEIVED' && can.note) {
-    forms.push(h('p', { class: 'hint', id: 'resolve-hint' }, 'Решить обращение можно, когда его прочитает глава.'));
+    forms.push(h('p', { class: 'hint', id: 'resolve-hint' }, session.me.role === 'HEAD'
+      ? 'Решить обращение можно после того, как вы отметите, что прочитали его.'
+      : 'Решить обращение можно, когда его прочитает глава.'));
   }
   if (can.triage) {
     const form = h('form', { id: 'triage-form' },
@@ -261,8 +263,17 @@ function action(summary, form, open = false) {
   return h('details', { class: 'action', open }, h('summary', {}, summary), form);
 }
 
+/** Channels the engine answers residents in by itself. */
+const MESSENGERS = ['TELEGRAM', 'VK', 'MAX'];
+
 function replies(appeal, can, run) {
-  if (appeal.replies.length === 0) return null;
+  if (appeal.replies.length === 0) {
+    return h('section', { class: 'card', 'aria-labelledby': 'replies-title' },
+      h('h2', { id: 'replies-title' }, 'Ответы жителю'),
+      h('p', { class: 'hint', id: 'no-replies' }, MESSENGERS.includes(appeal.channel)
+        ? 'Жителю ничего не отправлялось: обращение зарегистрировано не через канал муниципалитета в мессенджере, или канал не настроен.'
+        : `Обращение поступило не через мессенджер (${CHANNEL[appeal.channel] ?? appeal.channel}): ответ жителю передаётся вне системы — по телефону, почтой или лично. Здесь он записан в решении.`));
+  }
   return h('section', { class: 'card', 'aria-labelledby': 'replies-title' },
     h('h2', { id: 'replies-title' }, 'Ответы жителю'),
     h('ul', { class: 'plain replies', id: 'replies' }, appeal.replies.map((reply) => h('li', {},

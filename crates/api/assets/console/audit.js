@@ -4,7 +4,9 @@
 
 import { ApiError, request } from './api.js';
 import { fetchAppeal } from './appeal.js';
-import { EVENT, ROLE, STATUS, busy, explain, go, h, href, inputField, message, replace, time } from './ui.js';
+import {
+  EVENT, ROLE, STATUS, busy, explain, go, h, href, inputField, message, registrationNumber, replace, time,
+} from './ui.js';
 
 /** Appeals verified at once during the region-wide verification. */
 const AT_ONCE = 4;
@@ -23,12 +25,17 @@ export function show(main, route) {
     lookup, feedback, single, region.element);
   lookup.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const number = lookup.elements['audit-number'].value.trim();
+    const typed = lookup.elements['audit-number'].value.trim();
+    const number = registrationNumber(typed) ?? typed;
+    replace(feedback);
     await busy(lookup.querySelector('button'), async () => {
       try {
         const { appealByNumber } = await request('AppealByNumber', { number });
         if (appealByNumber) go(['audit', appealByNumber.id]);
-        else replace(feedback, message('error', `Обращения № ${number} нет или оно вам недоступно.`));
+        else {
+          replace(single);
+          replace(feedback, message('error', `Обращения № ${number} нет или оно вам недоступно.`));
+        }
       } catch (error) {
         replace(feedback, message('error', error instanceof ApiError ? explain(error) : String(error)));
       }
@@ -105,6 +112,7 @@ function regionSection() {
     replace(broken);
     let checked = 0;
     let failed = 0;
+    let unsealed = 0;
     let after = null;
     try {
       do {
@@ -115,6 +123,7 @@ function regionSection() {
           for (let node = queue.shift(); node && !stopped; node = queue.shift()) {
             const { verifyAudit } = await patiently(() => request('VerifyAudit', { appealId: node.id }));
             checked += 1;
+            if (!verifyAudit.sealed) unsealed += 1;
             if (!verifyAudit.ok) {
               failed += 1;
               broken.append(h('li', {}, h('a', { href: href(['audit', node.id]) }, `№ ${node.number}`),
@@ -127,7 +136,8 @@ function regionSection() {
         await Promise.all(Array.from({ length: AT_ONCE }, worker));
         after = appeals.pageInfo.hasNextPage ? appeals.pageInfo.endCursor : null;
       } while (after && !stopped);
-      status.textContent = `${stopped ? 'Остановлено' : 'Готово'}: проверено ${checked}, ${failed === 0 ? 'все цепочки целы' : `нарушений: ${failed}`}.`;
+      const hashesOnly = unsealed > 0 ? ` Без ключа аудита на сервере проверены только хеши (${unsealed}).` : '';
+      status.textContent = `${stopped ? 'Остановлено' : 'Готово'}: проверено ${checked}, ${failed === 0 ? 'все цепочки целы' : `нарушений: ${failed}`}.${hashesOnly}`;
     } catch (error) {
       status.textContent = `Проверка прервана на ${checked}-м обращении: ${error instanceof ApiError ? explain(error) : error}`;
     }

@@ -96,7 +96,12 @@ export function show(main, route) {
   });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    setAddress({ period: 'custom', from: form.elements.from.value, to: form.elements.to.value });
+    const [from, to] = [form.elements.from.value, form.elements.to.value];
+    if (from && to && from > to) {
+      replace(results, message('error', 'Дата «С» позже даты «По»: поменяйте их местами.'));
+      return;
+    }
+    setAddress({ period: 'custom', from, to });
     load();
   });
   load();
@@ -122,26 +127,36 @@ function sorted(rows, params) {
 function render(results, dashboard, params, sortBy) {
   const { from, to } = period(params);
   const rows = sorted(dashboard.municipalities, params);
-  const overdueLink = (code) => href(['inbox'], { m: code, overdue: '1', from, to });
+  /** The inbox of one municipality's appeals of the period, narrowed by `filter`. */
+  const appealsOf = (code, filter = {}) => href(['inbox'], { m: code, from, to, ...filter });
+  /** The cells that open the appeals they count, and how. */
+  const opens = { overdue: { overdue: '1' }, received: { status: 'RECEIVED' }, resolved: { status: 'RESOLVED' } };
+  const cell = (row, key, label) => {
+    const value = formatNumber(row[key]);
+    if (!opens[key] || !row[key]) return value;
+    return h('a', { href: appealsOf(row.municipality.code, opens[key]), 'aria-label': `${value}: ${label.toLowerCase()}, ${row.municipality.name}` },
+      value);
+  };
   const sortKey = params.get('sort') ?? 'overdue';
   const ascending = params.get('dir') === 'asc';
   const totals = h('ul', { class: 'totals', id: 'dashboard-totals' },
     [['total', 'Поступило'], ['received', 'Не прочитано'], ['overdue', 'Просрочено'], ['seenOverdue', 'Не прочитано в срок'],
       ['resolved', 'Решено']].map(([key, label]) => h('li', { 'data-key': key },
       h('span', { class: 'total-value' }, formatNumber(dashboard[key])), h('span', { class: 'total-label' }, label))));
+  // On a phone the table is one card per municipality, with no headings to press.
+  const order = h('div', { class: 'phone-only' }, selectField('dashboard-sort', 'Упорядочить по',
+    COLUMNS.map(([key, label]) => [key, label]), sortKey, { onchange: (event) => sortBy(event.target.value) }));
   const table = h('div', { class: 'table-scroll', tabindex: '0', role: 'region', 'aria-label': 'Таблица по муниципалитетам' },
     h('table', { id: 'dashboard-table' },
-      h('caption', {}, 'Нажмите на заголовок, чтобы упорядочить; на число просроченных — чтобы открыть их.'),
+      h('caption', {}, 'Заголовок столбца упорядочивает по нему; название муниципалитета и числа непрочитанных, просроченных и решённых открывают эти обращения.'),
       h('thead', {}, h('tr', {}, COLUMNS.map(([key, label]) => h('th', {
         scope: 'col', 'aria-sort': key === sortKey ? (ascending ? 'ascending' : 'descending') : undefined,
       }, h('button', { type: 'button', class: 'sort', 'data-sort': key, onclick: () => sortBy(key) }, label,
         key === sortKey ? (ascending ? ' ▲' : ' ▼') : ''))))),
       h('tbody', {}, rows.map((row) => h('tr', { 'data-code': row.municipality.code },
-        h('th', { scope: 'row' }, row.municipality.name),
-        COLUMNS.slice(1).map(([key, label]) => h('td', { 'data-key': key, 'data-label': label }, key === 'overdue' && row.overdue > 0
-          ? h('a', { href: overdueLink(row.municipality.code), 'aria-label': `${formatNumber(row.overdue)}: просроченные обращения, ${row.municipality.name}` },
-            formatNumber(row.overdue))
-          : formatNumber(row[key]))))))));
+        h('th', { scope: 'row' }, row.total
+          ? h('a', { href: appealsOf(row.municipality.code) }, row.municipality.name) : row.municipality.name),
+        COLUMNS.slice(1).map(([key, label]) => h('td', { 'data-key': key, 'data-label': label }, cell(row, key, label))))))));
   const statusCanvas = h('canvas', { id: 'chart-statuses', role: 'img',
     'aria-label': 'Обращения по муниципалитетам: не прочитано, прочитано, решено. Те же числа — в таблице выше.' });
   const medianCanvas = h('canvas', { id: 'chart-medians', role: 'img',
@@ -151,10 +166,10 @@ function render(results, dashboard, params, sortBy) {
   const medianBox = h('div', { class: 'chart-box' }, medianCanvas);
   statusBox.style.height = height;
   medianBox.style.height = height;
-  replace(results, totals, table,
+  replace(results, totals, order, table,
     h('section', { class: 'card', 'aria-labelledby': 'chart-statuses-title' },
       h('h2', { id: 'chart-statuses-title' }, 'Состояние обращений'), statusBox,
-      h('p', { class: 'hint' }, 'Нажмите на полосу, чтобы открыть просроченные обращения муниципалитета.')),
+      h('p', { class: 'hint' }, 'Полоса открывает эти обращения муниципалитета; то же — ссылками в таблице.')),
     h('section', { class: 'card', 'aria-labelledby': 'chart-medians-title' },
       h('h2', { id: 'chart-medians-title' }, 'Скорость работы, часов (медиана)'), medianBox));
   const labels = rows.map((row) => row.municipality.name);
@@ -164,9 +179,12 @@ function render(results, dashboard, params, sortBy) {
     maintainAspectRatio: false,
     animation: false,
     plugins: { legend: { position: 'bottom' } },
-    onClick: (_event, elements) => {
-      if (elements.length) location.hash = overdueLink(rows[elements[0].index].municipality.code);
-    },
+  };
+  /** A click on a bar opens the appeals it counts. */
+  const opening = (filters) => (_event, elements) => {
+    if (elements.length === 0) return;
+    const [{ index, datasetIndex }] = elements;
+    location.hash = appealsOf(rows[index].municipality.code, filters[datasetIndex]);
   };
   const { Chart } = globalThis;
   return [
@@ -180,7 +198,11 @@ function render(results, dashboard, params, sortBy) {
           { label: 'Решено', data: rows.map((row) => row.resolved), backgroundColor: COLOURS.resolved },
         ],
       },
-      options: { ...common, scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } } },
+      options: {
+        ...common,
+        onClick: opening([{ status: 'RECEIVED' }, { status: 'SEEN' }, { status: 'RESOLVED' }]),
+        scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } },
+      },
     }),
     new Chart(medianCanvas, {
       type: 'bar',
@@ -191,7 +213,11 @@ function render(results, dashboard, params, sortBy) {
           { label: 'До решения', data: rows.map((row) => tenths(row.medianHoursToResolve)), backgroundColor: COLOURS.toResolve },
         ],
       },
-      options: { ...common, scales: { x: { beginAtZero: true, ticks: { callback: (value) => formatNumber(value) } } } },
+      options: {
+        ...common,
+        onClick: opening([{}, {}]),
+        scales: { x: { beginAtZero: true, ticks: { callback: (value) => formatNumber(value) } } },
+      },
     }),
   ];
 }

@@ -2,19 +2,16 @@
 // word search and pages of 25; new appeals appear as they are committed, heard
 // through the subscription.
 
-import { ApiError, onConnection, request, session, subscribeToEvents } from './api.js';
+import { ApiError, municipalities, onConnection, request, session, subscribeToEvents } from './api.js';
 import {
-  CHANNEL, PRIORITY, STATUS, badge, choices, currentRoute, explain, h, href, inputField, message, replace,
-  selectField, statusBadge, time,
+  CHANNEL, PRIORITY, STATUS, badge, choices, currentRoute, explain, go, h, href, inputField, message,
+  registrationNumber, replace, selectField, statusBadge, time,
 } from './ui.js';
 
 const PAGE_SIZE = 25;
 
 /** The filters the address carries, by their names there. */
 const FILTERS = ['status', 'priority', 'channel', 'overdue', 'seenOverdue', 'm', 'q', 'from', 'to'];
-
-/** Municipalities by code, read once a session for the regional roles' filter. */
-let municipalities = null;
 
 function regional() {
   return !session.me.municipality;
@@ -75,8 +72,16 @@ export function show(main, route) {
   }
 
   form.addEventListener('change', () => applyFilters(form, load));
-  form.addEventListener('submit', (event) => {
+  form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    // A registration number opens that appeal; anything else is a word search.
+    const number = registrationNumber(form.elements.q.value);
+    if (number) {
+      const found = await request('AppealByNumber', { number }).catch(() => null);
+      if (found?.appealByNumber) go(['appeal', found.appealByNumber.id]);
+      else replace(results, message('error', `Обращения № ${number} нет или оно вам недоступно.`));
+      return;
+    }
     applyFilters(form, load);
   });
 
@@ -110,11 +115,11 @@ export function show(main, route) {
 }
 
 function filtersForm(params) {
-  const yes = [['', 'Все'], ['1', 'Только просроченные']];
+  const yes = [['', 'Все'], ['1', 'Просроченные']];
   return h('form', { class: 'filters', id: 'inbox-filters', role: 'search', 'aria-label': 'Фильтры обращений' },
     h('div', { class: 'search-row' },
-      inputField('q', 'Поиск по словам', {
-        type: 'search', value: params.get('q') ?? '', placeholder: 'например: яма двор или освещ*',
+      inputField('q', 'Поиск по словам или номеру обращения', {
+        type: 'search', value: params.get('q') ?? '', placeholder: 'яма двор, освещ* или TOMSK-2026-000042',
         autocomplete: 'off',
       }),
       h('button', { type: 'submit', class: 'primary' }, 'Найти')),
@@ -135,14 +140,14 @@ function filtersForm(params) {
 }
 
 async function fillMunicipalities(form, selected) {
+  let list;
   try {
-    municipalities ??= (await request('Municipalities')).municipalities;
+    list = await municipalities();
   } catch {
     return;
   }
-  const select = form.elements.m;
-  replace(select, h('option', { value: '' }, 'Все'),
-    municipalities.map(({ code, name }) => h('option', { value: code, selected: code === selected }, name)));
+  replace(form.elements.m, h('option', { value: '' }, 'Все'),
+    list.map(({ code, name }) => h('option', { value: code, selected: code === selected }, name)));
 }
 
 /** Puts the form's filters into the address (back to the first page) and reloads. */

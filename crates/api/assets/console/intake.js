@@ -2,7 +2,7 @@
 // `submitAppeal`, for the roles that may (intake, the governor's office, and
 // assistants and heads for their own municipality).
 
-import { ApiError, request, session } from './api.js';
+import { ApiError, municipalities, request, session } from './api.js';
 import { CHANNEL, busy, explain, formValues, h, href, inputField, message, replace, selectField, textField } from './ui.js';
 
 /** Channels a person registers by hand; messengers' appeals arrive by their webhooks. */
@@ -25,8 +25,8 @@ export function show(main) {
     h('button', { type: 'submit', class: 'primary' }, 'Зарегистрировать'));
   replace(main, form);
   if (!own) {
-    request('Municipalities').then(({ municipalities }) => replace(form.elements['intake-municipality'],
-      h('option', { value: '' }, 'Выберите…'), municipalities.map(({ code, name }) => h('option', { value: code }, name))))
+    municipalities().then((list) => replace(form.elements['intake-municipality'],
+      h('option', { value: '' }, 'Выберите…'), list.map(({ code, name }) => h('option', { value: code }, name))))
       .catch((error) => replace(feedback, message('error', explain(error))));
   }
   form.addEventListener('submit', async (event) => {

@@ -108,6 +108,15 @@ export function statusBadge(status) {
   return badge(STATUS[status] ?? status, status.toLowerCase());
 }
 
+/**
+ * A registration number as a person may type or copy it (`№ tomsk-2026-000042`),
+ * as the API spells it (`TOMSK-2026-000042`); null when `text` is not one.
+ */
+export function registrationNumber(text) {
+  const number = text.replace(/^\s*№\s*/, '').trim().toUpperCase();
+  return /^[A-Z][A-Z0-9_]*-\d{4}-\d{6}$/.test(number) ? number : null;
+}
+
 /** What an error from the API means to the person at the console, in Russian. */
 export function explain(error) {
   const detail = error.message ? ` (${error.message})` : '';
