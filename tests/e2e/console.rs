@@ -271,7 +271,7 @@ async fn a_version_conflict_is_explained_and_the_page_refreshes(backend: Backend
 /// Appeals in six municipalities: some read, some resolved, and three made
 /// overdue (one in Tomsk, two in Seversk) by moving their deadlines into the past in the database.
 async fn seed_region(app: &TestApp, url: &str) -> (String, String) {
-    let intake = app.token(Role::Intake, None).await;
+    let intake = person(app, Role::Intake, None, "Бот «Открытый Томск»").await;
     let mut overdue = Vec::new();
     let counts =
         [("tomsk", 7), ("seversk", 4), ("tomsky", 3), ("asinovsky", 3), ("kolpashevsky", 2), ("strezhevoy", 1)];
@@ -476,7 +476,13 @@ async fn every_page_fits_a_phone_without_scrolling_sideways(backend: Backend) {
         .as_str()
         .expect("an id")
         .to_owned();
-    let head = app.token(Role::Head, Some("tomsk")).await;
+    let head = person(&app, Role::Head, Some("tomsk"), "Сергей Орлов").await;
+    let text = "На остановке «Площадь Ленина» сломан павильон: выбито стекло, осколки лежат на тротуаре. \
+                Прошу убрать осколки и заменить стекло, пока никто не поранился.";
+    let broken_stop = from_resident(&app, &intake, "tomsk", "TELEGRAM", "Дмитрий Волков", text).await["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     browser.set_viewport(360, 740).await;
 
     browser.goto(&format!("{}/", app.address)).await;
@@ -488,6 +494,9 @@ async fn every_page_fits_a_phone_without_scrolling_sideways(backend: Backend) {
     screenshot(&browser, backend, "inbox-phone").await;
     browser.goto(&format!("{}/#/appeal/{id}", app.address)).await;
     browser.wait_for("#appeal-text").await;
+    fits(&browser, "an appeal with a 240-letter word").await;
+    browser.goto(&format!("{}/#/appeal/{broken_stop}", app.address)).await;
+    browser.wait_for_text("#appeal-text", "сломан павильон").await;
     fits(&browser, "an appeal").await;
     screenshot(&browser, backend, "appeal-phone").await;
     browser.click("#sign-out").await;
