@@ -178,6 +178,19 @@ impl Setup {
         }
     }
 
+    /// Tomsk's Telegram channel, and a resident's message whose acknowledgement
+    /// the platform refuses for good (403: the resident blocked the bot); the
+    /// appeals once no reply is pending.
+    pub async fn an_acknowledgement_refused_by_a_blocked_bot(&self) -> Vec<Value> {
+        self.configure("tomsk", "TELEGRAM", "SECRET").await;
+        let blocked =
+            json!({ "ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user" });
+        self.fake.script([Scripted::Answer { status: 403, body: blocked, retry_after: None }]);
+        let message = telegram_message(1, 801, 41, "Сломана скамейка в парке");
+        assert_eq!(self.hook("telegram", "tomsk", Some("SECRET"), &message).await.status(), 200);
+        self.settled(Duration::from_secs(15)).await
+    }
+
     /// markSeen by the head, then resolveAppeal by the assistant.
     pub async fn resolve(&self, id: &str, response: &str) {
         let seen = self.app.graphql(Some(&self.head), SEE, json!({ "id": id, "v": 1 })).await;
@@ -527,12 +540,7 @@ async fn delivery_is_retried_after_failures_and_after_a_429_with_retry_after(bac
 
 async fn a_blocked_bot_is_a_failed_reply_with_the_platforms_reason_and_can_be_resent(backend: Backend) {
     let Some(setup) = Setup::start(backend).await else { return };
-    setup.configure("tomsk", "TELEGRAM", "SECRET").await;
-    let blocked = json!({ "ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user" });
-    setup.fake.script([Scripted::Answer { status: 403, body: blocked, retry_after: None }]);
-    let message = telegram_message(1, 801, 41, "Сломана скамейка в парке");
-    assert_eq!(setup.hook("telegram", "tomsk", Some("SECRET"), &message).await.status(), 200);
-    let appeals = setup.settled(Duration::from_secs(15)).await;
+    let appeals = setup.an_acknowledgement_refused_by_a_blocked_bot().await;
     let reply = &appeals[0]["replies"][0];
     assert_eq!(reply["status"], "FAILED", "{reply}");
     assert!(reply["lastError"].as_str().unwrap().contains("bot was blocked by the user"), "{reply}");

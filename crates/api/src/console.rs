@@ -34,7 +34,7 @@ const DOCUMENTS: [(&str, &str); 16] = [
     ("Municipalities", include_str!("../../../documents/Municipalities.graphql")),
     ("Inbox", include_str!("../../../documents/Inbox.graphql")),
     ("Appeal", include_str!("../../../documents/Appeal.graphql")),
-    ("AppealByNumber", include_str!("../../../documents/AppealByNumber.graphql")),
+    ("AppealIdByNumber", include_str!("../../../documents/AppealIdByNumber.graphql")),
     ("AppealEvents", include_str!("../../../documents/AppealEvents.graphql")),
     ("Dashboard", include_str!("../../../documents/Dashboard.graphql")),
     ("VerifyAudit", include_str!("../../../documents/VerifyAudit.graphql")),

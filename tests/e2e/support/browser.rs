@@ -275,6 +275,18 @@ impl Browser {
         console.iter().filter(|entry| entry.level == "SEVERE").map(|entry| entry.source_and_message()).collect()
     }
 
+    /// The end of a test of a page: the browser asked nothing of any host but
+    /// 127.0.0.1, and no page's Content-Security-Policy had anything to refuse.
+    /// Then [`Browser::close`].
+    pub async fn finish(self) {
+        let elsewhere = self.requests_elsewhere();
+        let refused: Vec<String> =
+            self.console_errors().await.into_iter().filter(|error| error.starts_with("security:")).collect();
+        self.close().await;
+        assert_eq!(elsewhere, Vec::<String>::new(), "requests that left 127.0.0.1");
+        assert_eq!(refused, Vec::<String>::new(), "what the page's policy refused");
+    }
+
     /// Ends the session, so that Chromium quits on its own, then stops chromedriver.
     pub async fn close(self) {
         let _ = tokio::time::timeout(COMMAND, self.client.close()).await;

@@ -5,6 +5,7 @@
 // trusted documents serves the console too.
 
 import documents from './documents.js';
+import { registrationNumber } from './ui.js';
 
 const TOKEN_KEY = 'appeals.token';
 
@@ -78,6 +79,18 @@ export async function request(operationName, variables = {}, token = session.tok
     throw new ApiError(code, error.message);
   }
   return body.data;
+}
+
+/**
+ * The id of the appeal numbered as `typed` (`№ tomsk-2026-000042` as a person
+ * copies it), or null when there is none in the caller's scope or `typed` is no
+ * registration number; `number` is how the API spells it.
+ */
+export async function appealByNumber(typed) {
+  const number = registrationNumber(typed);
+  if (!number) return { number: typed.trim(), id: null };
+  const { appealByNumber: found } = await request('AppealIdByNumber', { number });
+  return { number, id: found?.id ?? null };
 }
 
 let municipalityList = null;

@@ -4,7 +4,7 @@
 // someone changed the appeal meanwhile, the API refuses with VERSION_CONFLICT and
 // the page explains what changed, reloads, and keeps what the person typed.
 
-import { ApiError, request, session, subscribeToEvents } from './api.js';
+import { ApiError, appealByNumber, request, session, subscribeToEvents } from './api.js';
 import {
   ATTACHMENT, CHANNEL, EVENT, OUTCOME, PRIORITY, REPLY_KIND, REPLY_STATUS, ROLE, STATUS, badge, busy, choices,
   explain, formValues, h, href, inputField, message, replace, selectField, statusBadge, textField, time,
@@ -164,31 +164,33 @@ function actions(appeal, can, run) {
       'Я прочитал(а) обращение')));
   }
   if (can.resolve) {
-    const form = h('form', { id: 'resolve-form' },
+    const form = commandForm('resolve-form', [
       selectField('resolve-outcome', 'Итог', choices(OUTCOME), 'EXPLAINED'),
       textField('resolve-response', 'Ответ жителю', { required: true, maxlength: 10000 }),
       h('div', { id: 'duplicate-field', hidden: true },
         inputField('resolve-duplicate', 'Номер обращения, которое оно повторяет', { autocomplete: 'off' })),
-      h('button', { type: 'submit', class: 'primary' }, 'Решить обращение'));
+    ], 'Решить обращение', run, {
+      operation: 'ResolveAppeal',
+      done: 'Обращение решено, ответ отправляется жителю.',
+      primary: true,
+      variables: async (values, form) => {
+        const input = { outcome: values['resolve-outcome'], response: values['resolve-response'].trim() };
+        if (input.outcome === 'DUPLICATE') {
+          const { id } = await appealByNumber(values['resolve-duplicate']).catch(() => ({ id: null }));
+          if (!id) {
+            const field = form.querySelector('#resolve-duplicate');
+            field.setCustomValidity('Обращение с таким номером не найдено');
+            form.reportValidity();
+            field.setCustomValidity('');
+            return null;
+          }
+          input.duplicateOf = id;
+        }
+        return { expectedVersion: appeal.version, input };
+      },
+    });
     form.elements['resolve-outcome'].addEventListener('change', (event) => {
       form.querySelector('#duplicate-field').hidden = event.target.value !== 'DUPLICATE';
-    });
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const values = formValues(form);
-      const input = { outcome: values['resolve-outcome'], response: values['resolve-response'].trim() };
-      if (input.outcome === 'DUPLICATE') {
-        const original = await request('AppealByNumber', { number: values['resolve-duplicate'].trim() }).catch(() => null);
-        if (!original?.appealByNumber) {
-          form.querySelector('#resolve-duplicate').setCustomValidity('Обращение с таким номером не найдено');
-          form.reportValidity();
-          form.querySelector('#resolve-duplicate').setCustomValidity('');
-          return;
-        }
-        input.duplicateOf = original.appealByNumber.id;
-      }
-      run(form.querySelector('button[type=submit]'), 'ResolveAppeal', { expectedVersion: appeal.version, input },
-        'Обращение решено, ответ отправляется жителю.');
     });
     forms.push(action('Решить', form, true));
   } else if (appeal.status === 'RECEIVED' && can.note) {
@@ -197,58 +199,53 @@ function actions(appeal, can, run) {
       : 'Решить обращение можно, когда его прочитает глава.'));
   }
   if (can.triage) {
-    const form = h('form', { id: 'triage-form' },
+    forms.push(action('Разобрать: приоритет, категория, метки', commandForm('triage-form', [
       selectField('triage-priority', 'Приоритет', choices(PRIORITY), appeal.priority),
       inputField('triage-category', 'Категория', { value: appeal.category ?? '', maxlength: 100 }),
       inputField('triage-tags', 'Метки через запятую', { value: appeal.tags.join(', ') }),
-      h('button', { type: 'submit' }, 'Сохранить разбор'));
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      const values = formValues(form);
-      const input = {
-        priority: values['triage-priority'],
-        tags: values['triage-tags'].split(',').map((tag) => tag.trim()).filter(Boolean),
-      };
-      if (values['triage-category'].trim()) input.category = values['triage-category'].trim();
-      run(form.querySelector('button'), 'TriageAppeal', { expectedVersion: appeal.version, input }, 'Разбор сохранён.');
-    });
-    forms.push(action('Разобрать: приоритет, категория, метки', form));
+    ], 'Сохранить разбор', run, {
+      operation: 'TriageAppeal',
+      done: 'Разбор сохранён.',
+      variables: (values) => {
+        const input = {
+          priority: values['triage-priority'],
+          tags: values['triage-tags'].split(',').map((tag) => tag.trim()).filter(Boolean),
+        };
+        if (values['triage-category'].trim()) input.category = values['triage-category'].trim();
+        return { expectedVersion: appeal.version, input };
+      },
+    })));
   }
   if (can.note) {
-    const form = h('form', { id: 'note-form' },
+    forms.push(action('Заметка', commandForm('note-form', [
       textField('note-text', 'Заметка для коллег (жителю не отправляется)', { required: true, maxlength: 10000 }),
-      h('button', { type: 'submit' }, 'Добавить заметку'));
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      run(form.querySelector('button'), 'AddNote', { text: formValues(form)['note-text'].trim() }, 'Заметка добавлена.');
-    });
-    forms.push(action('Заметка', form));
+    ], 'Добавить заметку', run, {
+      operation: 'AddNote',
+      done: 'Заметка добавлена.',
+      variables: (values) => ({ text: values['note-text'].trim() }),
+    })));
   }
   if (can.extend) {
-    const form = h('form', { id: 'extend-form' },
-      inputField('extend-days', 'На сколько дней продлить (один раз, до 30)', { type: 'number', min: 1, max: 30, value: 30, required: true }),
+    forms.push(action('Продлить срок ответа', commandForm('extend-form', [
+      inputField('extend-days', 'На сколько дней продлить (один раз, до 30)',
+        { type: 'number', min: 1, max: 30, value: 30, required: true }),
       textField('extend-reason', 'Причина продления', { required: true, maxlength: 10000 }),
-      h('button', { type: 'submit' }, 'Продлить срок'));
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      const values = formValues(form);
-      run(form.querySelector('button'), 'ExtendDeadline', {
+    ], 'Продлить срок', run, {
+      operation: 'ExtendDeadline',
+      done: 'Срок ответа продлён.',
+      variables: (values) => ({
         expectedVersion: appeal.version, days: Number(values['extend-days']), reason: values['extend-reason'].trim(),
-      }, 'Срок ответа продлён.');
-    });
-    forms.push(action('Продлить срок ответа', form));
+      }),
+    })));
   }
   if (can.reopen) {
-    const form = h('form', { id: 'reopen-form' },
+    forms.push(action('Возобновить', commandForm('reopen-form', [
       textField('reopen-reason', 'Почему обращение возвращается в работу', { required: true, maxlength: 10000 }),
-      h('button', { type: 'submit' }, 'Возобновить'));
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      run(form.querySelector('button'), 'ReopenAppeal', {
-        expectedVersion: appeal.version, reason: formValues(form)['reopen-reason'].trim(),
-      }, 'Обращение возвращено в работу.');
-    });
-    forms.push(action('Возобновить', form, true));
+    ], 'Возобновить', run, {
+      operation: 'ReopenAppeal',
+      done: 'Обращение возвращено в работу.',
+      variables: (values) => ({ expectedVersion: appeal.version, reason: values['reopen-reason'].trim() }),
+    }), true));
   }
   if (can.audit) {
     forms.push(h('p', {}, h('a', { href: href(['audit', appeal.id]), id: 'audit-link' }, 'Проверить цепочку истории')));
@@ -259,6 +256,22 @@ function actions(appeal, can, run) {
       h('p', {}, `Роль «${ROLE[session.me.role]}» может только читать это обращение${appeal.status === 'RESOLVED' ? ', оно решено' : ''}.`));
   }
   return h('section', { class: 'card', 'aria-labelledby': 'actions-title', id: 'actions' }, title, forms);
+}
+
+/**
+ * A form that sends one command: `variables(values, form)` makes the command's
+ * variables of the form's fields (or null, having told the person why, to send
+ * nothing), and `done` is what the page says once it succeeded.
+ */
+function commandForm(id, fields, label, run, { operation, variables, done, primary = false }) {
+  const button = h('button', { type: 'submit', class: primary ? 'primary' : undefined }, label);
+  const form = h('form', { id }, fields, button);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const sent = await variables(formValues(form), form);
+    if (sent) run(button, operation, sent, done);
+  });
+  return form;
 }
 
 /** One action in a disclosure, open when it is the one expected next. */

@@ -2,10 +2,10 @@
 // server (`verifyAudit`) and the verdict shown, and the region-wide
 // verification, which walks every appeal in scope a page at a time.
 
-import { ApiError, request } from './api.js';
+import { ApiError, appealByNumber, request } from './api.js';
 import { fetchAppeal } from './appeal.js';
 import {
-  EVENT, ROLE, STATUS, busy, explain, go, h, href, inputField, message, registrationNumber, replace, time,
+  EVENT, ROLE, STATUS, busy, explain, go, h, href, inputField, message, notFound, replace, time,
 } from './ui.js';
 
 /** Appeals verified at once during the region-wide verification. */
@@ -25,16 +25,15 @@ export function show(main, route) {
     lookup, feedback, single, region.element);
   lookup.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const typed = lookup.elements['audit-number'].value.trim();
-    const number = registrationNumber(typed) ?? typed;
     replace(feedback);
     await busy(lookup.querySelector('button'), async () => {
       try {
-        const { appealByNumber } = await request('AppealByNumber', { number });
-        if (appealByNumber) go(['audit', appealByNumber.id]);
-        else {
+        const { number, id } = await appealByNumber(lookup.elements['audit-number'].value);
+        if (id) {
+          go(['audit', id]);
+        } else {
           replace(single);
-          replace(feedback, message('error', `Обращения № ${number} нет или оно вам недоступно.`));
+          replace(feedback, message('error', notFound(number)));
         }
       } catch (error) {
         replace(feedback, message('error', error instanceof ApiError ? explain(error) : String(error)));

@@ -2,9 +2,11 @@
 // word search and pages of 25; new appeals appear as they are committed, heard
 // through the subscription.
 
-import { ApiError, municipalities, onConnection, request, session, subscribeToEvents } from './api.js';
 import {
-  CHANNEL, PRIORITY, STATUS, badge, choices, currentRoute, explain, go, h, href, inputField, message,
+  ApiError, appealByNumber, municipalities, onConnection, request, session, subscribeToEvents,
+} from './api.js';
+import {
+  CHANNEL, PRIORITY, STATUS, badge, choices, currentRoute, explain, go, h, href, inputField, message, notFound,
   registrationNumber, replace, selectField, statusBadge, time,
 } from './ui.js';
 
@@ -75,14 +77,17 @@ export function show(main, route) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     // A registration number opens that appeal; anything else is a word search.
-    const number = registrationNumber(form.elements.q.value);
-    if (number) {
-      const found = await request('AppealByNumber', { number }).catch(() => null);
-      if (found?.appealByNumber) go(['appeal', found.appealByNumber.id]);
-      else replace(results, message('error', `Обращения № ${number} нет или оно вам недоступно.`));
+    if (!registrationNumber(form.elements.q.value)) {
+      applyFilters(form, load);
       return;
     }
-    applyFilters(form, load);
+    try {
+      const { number, id } = await appealByNumber(form.elements.q.value);
+      if (id) go(['appeal', id]);
+      else replace(results, message('error', notFound(number)));
+    } catch (error) {
+      replace(results, message('error', error instanceof ApiError ? explain(error) : String(error)));
+    }
   });
 
   let reloadSoon = null;

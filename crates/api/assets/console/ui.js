@@ -117,6 +117,11 @@ export function registrationNumber(text) {
   return /^[A-Z][A-Z0-9_]*-\d{4}-\d{6}$/.test(number) ? number : null;
 }
 
+/** That no appeal numbered `number` is within the caller's reach. */
+export function notFound(number) {
+  return `Обращения № ${number} нет или оно вам недоступно.`;
+}
+
 /** What an error from the API means to the person at the console, in Russian. */
 export function explain(error) {
   const detail = error.message ? ` (${error.message})` : '';
